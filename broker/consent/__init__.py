@@ -1,0 +1,1 @@
+"""Consent records (append-only), their lifecycle rules and signed receipts."""

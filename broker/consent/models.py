@@ -1,0 +1,51 @@
+"""Tables of the consent ledger.
+
+Records are append-only (the migration installs triggers refusing UPDATE and DELETE): every change of mind is
+a new record pointing to the previous one, so the history is itself the proof of consent (Art 7(1)). The
+current consent of a citizen for a purpose is the newest record of the pair (highest ``seq``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class Notice(SQLModel, table=True):
+    """The exact text a citizen was shown for one purpose version; records point to it by id and hash."""
+
+    __tablename__ = "notice"
+
+    id: str = Field(primary_key=True, max_length=160)  # "<purpose>@<version>"
+    purpose_id: str = Field(max_length=64)
+    purpose_version: int
+    sha256: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON (RFC 8785)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ConsentRecord(SQLModel, table=True):
+    __tablename__ = "consent_record"
+    __table_args__ = (Index("ix_consent_subject_purpose_seq", "pseudonym", "purpose_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=36)
+    schema_version: str = Field(max_length=16)
+    pseudonym: str = Field(max_length=64)
+    purpose_id: str = Field(max_length=64, index=True)
+    purpose_version: int
+    state: str = Field(max_length=16)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    valid_from: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    valid_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    method: str = Field(max_length=16)
+    expressed_by: str = Field(max_length=16)
+    guardian_pseudonym: str | None = Field(default=None, max_length=64)
+    consent_type: str = Field(max_length=16)
+    notice_id: str = Field(foreign_key="notice.id", max_length=160)
+    language: str = Field(max_length=8)
+    jurisdiction: str = Field(max_length=8)
+    previous_id: str | None = Field(default=None, max_length=36)
+    evidence: str = Field(max_length=64)  # SHA-256 of the canonical receipt payload

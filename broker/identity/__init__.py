@@ -1,0 +1,1 @@
+"""People: citizens (data subjects) and staff accounts, their identifiers and roles."""
