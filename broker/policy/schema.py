@@ -2,7 +2,8 @@
 
 Strict on purpose: an unknown key is an error, never silently ignored, because a misspelt
 ``special_categroy: true`` must not quietly turn explicit consent off. Cross-references (a purpose naming a
-dataset, a service naming a purpose) are checked in :class:`Policy`, after each file parses alone.
+dataset, a service naming a purpose) span files, so :mod:`broker.policy.loader` checks them after each file
+validates alone.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Purpose(Strict):
     controller: str = PField(min_length=1, description="The department answerable for the processing.")
     title: Text
     description: Text
-    dpv_purpose: str = PField(pattern=r"^dpv:[A-Za-z]+$", description="A DPV purpose concept, e.g. dpv:ResearchAndDevelopment")
+    dpv_purpose: str = PField(pattern=r"^dpv:[A-Za-z]+$", description="A DPV purpose, e.g. dpv:ResearchAndDevelopment")
     legal_basis: str
     special_category: bool = False
     special_category_kinds: list[str] = PField(default_factory=list, description="e.g. dpv:Health")
@@ -131,6 +132,11 @@ class Purpose(Strict):
             raise ValueError("a special-category purpose needs an Art 9(2) basis such as eu-gdpr:A9-2-a")
         if not self.special_category and self.legal_basis.startswith("eu-gdpr:A9"):
             raise ValueError("an Art 9(2) legal basis is only for special-category purposes")
+        # The kinds are what the notice and the Art 30 register name; a flag without them says too little.
+        if self.special_category and not self.special_category_kinds:
+            raise ValueError("a special-category purpose needs special_category_kinds, e.g. [dpv:Health]")
+        if self.special_category_kinds and not self.special_category:
+            raise ValueError("special_category_kinds is set but special_category is false")
         return self
 
     @property
@@ -243,6 +249,10 @@ class Service(Strict):
             raise ValueError("a provider needs at least one dataset under ingest")
         if self.kind == "service" and self.ingest:
             raise ValueError("only a provider may ingest")
+        # Writing records and reading statistics stay with separate clients, so an ingest credential can
+        # never also be used to query what it wrote.
+        if self.kind == "provider" and self.purposes:
+            raise ValueError("a provider only ingests; list purposes on a service")
         return self
 
 
@@ -264,7 +274,7 @@ class BrokerRules(Strict):
 
 
 class Policy(Strict):
-    """All policy files together, with their cross-references checked."""
+    """All policy files together; build it with ``load_policy``, which checks the cross-references."""
 
     broker: BrokerRules
     purposes: list[Purpose]

@@ -1,0 +1,16 @@
+"""``consent-broker``: the command line of the broker (DESIGN §3)."""
+
+from __future__ import annotations
+
+import typer
+
+from broker.commands import db, policy, serve
+
+app = typer.Typer(help="Consent Broker: a privacy-preserving data-sharing consent broker for cities.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(db.app, name="db")
+app.add_typer(policy.app, name="policy")
+app.command("serve")(serve.serve)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

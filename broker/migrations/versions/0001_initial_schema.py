@@ -1,0 +1,158 @@
+"""initial schema
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25 14:42:37.760005
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+# Consent records are evidence (Art 7(1)): the database itself refuses to change or delete one.
+_APPEND_ONLY_SQLITE = [
+    """CREATE TRIGGER consent_record_no_update BEFORE UPDATE ON consent_record
+       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
+    """CREATE TRIGGER consent_record_no_delete BEFORE DELETE ON consent_record
+       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
+]
+_APPEND_ONLY_POSTGRES = [
+    """CREATE FUNCTION consent_record_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'consent records are append-only'; END $$""",
+    """CREATE TRIGGER consent_record_append_only BEFORE UPDATE OR DELETE ON consent_record
+       FOR EACH ROW EXECUTE FUNCTION consent_record_append_only()""",
+]
+
+
+def _append_only() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in _APPEND_ONLY_POSTGRES if dialect == "postgresql" else _APPEND_ONLY_SQLITE:
+        op.execute(statement)
+
+
+def upgrade() -> None:
+    op.create_table('citizen',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('email_index', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('email_ct', sa.LargeBinary(), nullable=True),
+    sa.Column('name_ct', sa.LargeBinary(), nullable=True),
+    sa.Column('wrapped_key', sa.LargeBinary(), nullable=True),
+    sa.Column('birth_date', sa.Date(), nullable=True),
+    sa.Column('district', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('locale', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('privacy_cap', sa.Float(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('restricted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('erased_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('email_index')
+    )
+    with op.batch_alter_table('citizen', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_citizen_pseudonym'), ['pseudonym'], unique=True)
+
+    op.create_table('notice',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_version', sa.Integer(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('oauth_client',
+    sa.Column('client_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('service_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('jwks', sa.Text(), nullable=True),
+    sa.Column('secret_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('client_id')
+    )
+    with op.batch_alter_table('oauth_client', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_client_service_id'), ['service_id'], unique=False)
+
+    op.create_table('signing_key',
+    sa.Column('kid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('retired_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('public_jwk', sa.Text(), nullable=False),
+    sa.Column('private_wrapped', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('kid')
+    )
+    op.create_table('account',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('email_index', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('citizen_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['citizen_id'], ['citizen.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('email_index')
+    )
+    with op.batch_alter_table('account', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_account_citizen_id'), ['citizen_id'], unique=False)
+
+    op.create_table('consent_record',
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('schema_version', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_version', sa.Integer(), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('expressed_by', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('guardian_pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('consent_type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('notice_id', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
+    sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('jurisdiction', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('previous_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+    sa.Column('evidence', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['notice_id'], ['notice.id'], ),
+    sa.PrimaryKeyConstraint('seq'),
+    sa.UniqueConstraint('id')
+    )
+    with op.batch_alter_table('consent_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
+        batch_op.create_index('ix_consent_subject_purpose_seq', ['pseudonym', 'purpose_id', 'seq'], unique=False)
+    _append_only()
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER consent_record_append_only ON consent_record")
+        op.execute("DROP FUNCTION consent_record_append_only()")
+    with op.batch_alter_table('consent_record', schema=None) as batch_op:
+        batch_op.drop_index('ix_consent_subject_purpose_seq')
+        batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
+
+    op.drop_table('consent_record')
+    with op.batch_alter_table('account', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_account_citizen_id'))
+
+    op.drop_table('account')
+    op.drop_table('signing_key')
+    with op.batch_alter_table('oauth_client', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_client_service_id'))
+
+    op.drop_table('oauth_client')
+    op.drop_table('notice')
+    with op.batch_alter_table('citizen', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_citizen_pseudonym'))
+
+    op.drop_table('citizen')

@@ -1,0 +1,1 @@
+"""OAuth 2 for city services and data providers (authorization server glue around authlib)."""

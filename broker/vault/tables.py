@@ -1,0 +1,84 @@
+"""Vault tables built from ``policies/datasets.yaml``.
+
+Each dataset gets a table ``vault_<id>``: the citizen's pseudonym, the ingest batch, and one column per
+declared field. Numbers are fixed-point ``BIGINT`` (value × 10^scale) so SQL sums are exact; categories are
+short strings checked against the declared domain at ingest. The tables follow the reviewed policy rather than
+hand-written migrations, so :func:`sync_tables` creates what is missing and refuses (never drops) a column
+the policy no longer declares: losing data is a decision for a person, not for a deploy.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+)
+
+from broker.policy.schema import Dataset, FieldType, Policy
+
+VAULT_PREFIX = "vault_"
+
+
+class VaultSchemaMismatch(RuntimeError):
+    pass
+
+
+def table_name(dataset_id: str) -> str:
+    return VAULT_PREFIX + dataset_id.replace("-", "_")
+
+
+def build_table(dataset: Dataset, metadata: MetaData) -> Table:
+    columns: list[Column] = [
+        Column("id", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True, autoincrement=True),
+        Column("pseudonym", String(64), nullable=False),
+        Column("batch_id", String(64), nullable=True),
+    ]
+    for field in dataset.fields:
+        if field.type is FieldType.timestamp:
+            sql_type = DateTime(timezone=True)
+        elif field.type is FieldType.category:
+            sql_type = String(64)
+        else:
+            sql_type = BigInteger()
+        columns.append(Column(field.name, sql_type, nullable=field.name != dataset.time_field))
+    name = table_name(dataset.id)
+    return Table(
+        name,
+        metadata,
+        *columns,
+        Index(f"ix_{name}_pseudonym", "pseudonym"),
+        Index(f"ix_{name}_time", dataset.time_field),
+    )
+
+
+def vault_metadata(policy: Policy) -> tuple[MetaData, dict[str, Table]]:
+    metadata = MetaData()
+    tables = {d.id: build_table(d, metadata) for d in policy.datasets}
+    return metadata, tables
+
+
+def sync_tables(engine: Engine, policy: Policy) -> None:
+    metadata, tables = vault_metadata(policy)
+    inspector = inspect(engine)
+    existing = set(inspector.get_table_names())
+    problems = []
+    for table in tables.values():
+        if table.name not in existing:
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        want = {c.name for c in table.columns}
+        if want - have:
+            problems.append(f"{table.name} lacks columns {sorted(want - have)}")
+        if have - want:
+            problems.append(f"{table.name} has columns the policy no longer declares: {sorted(have - want)}")
+    if problems:
+        raise VaultSchemaMismatch("; ".join(problems))
+    metadata.create_all(engine)
