@@ -20,7 +20,7 @@ import rfc8785
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from broker.policy.schema import BrokerRules, Dataset, FieldType, Policy, Purpose, Service, Statistic
+from broker.policy.schema import BrokerRules, Dataset, DatasetUse, FieldType, Policy, Purpose, Service, Statistic
 
 # The files in the order they are reported, each with its single top-level key and the model of one entry.
 FILES: dict[str, tuple[str, type[BaseModel]]] = {
@@ -69,10 +69,20 @@ class _StrictYamlLoader(yaml.SafeLoader):
 
 @dataclass
 class _Loaded:
-    """What came out of one file: the entries that validated, by their index in the file."""
+    """What came out of one file.
+
+    ``known`` holds every id the file declares (for broker.yaml: every domain name), whether or not its
+    entry validated, or None when the file could not be read at all. A reference is "unknown" only if it
+    is missing from ``known``: an entry that merely failed validation has already been reported, and
+    calling every reference to it unknown would bury that one mistake under a flood of false ones.
+    """
 
     entries: dict[int, Any] = field(default_factory=dict)
-    clean: bool = True
+    known: set[str] | None = None
+
+    def get(self, ident: str) -> Any | None:
+        """The first entry with this id that validated."""
+        return next((e for e in self.entries.values() if e.id == ident), None)
 
 
 def format_location(loc: Sequence[Any]) -> str:
@@ -139,26 +149,25 @@ def _validate(name: str, loc: tuple[int | str, ...], model: type[BaseModel], raw
 
 def _load_file(directory: Path, name: str, errors: list[str]) -> _Loaded:
     key, model = FILES[name]
-    before = len(errors)
     loaded = _Loaded()
     readable, raw = _read(directory / name, key, errors)
     if not readable:
-        loaded.clean = False
         return loaded
     if key == "broker":
+        # No `domains:` at all means none are declared; a malformed one is reported by validation instead.
+        domains = raw.get("domains", {}) if isinstance(raw, dict) else None
+        loaded.known = {str(d) for d in domains} if isinstance(domains, dict) else None
         entry = _validate(name, (key,), model, raw, errors)
         if entry is not None:
             loaded.entries[0] = entry
     elif not isinstance(raw, list):
         errors.append(f"{name}: {key}: expected a list of {key}")
     else:
+        loaded.known = {item["id"] for item in raw if isinstance(item, dict) and isinstance(item.get("id"), str)}
         for index, item in enumerate(raw):
             entry = _validate(name, (key, index), model, item, errors)
             if entry is not None:
                 loaded.entries[index] = entry
-    loaded.clean = len(errors) == before
-    # A duplicate id is reported but leaves the file clean: references to it still resolve (to the first).
-    if isinstance(raw, list):
         errors.extend(_duplicate_ids(name, key, raw))
     return loaded
 
@@ -175,8 +184,10 @@ def _duplicate_ids(name: str, key: str, raw: list[Any]) -> Iterable[str]:
             first.setdefault(ident, index)
 
 
-def _check_purposes(purposes: dict[int, Purpose], datasets: dict[str, Dataset]) -> Iterable[str]:
-    for i, purpose in purposes.items():
+def _check_purposes(purposes: _Loaded, datasets: _Loaded) -> Iterable[str]:
+    if datasets.known is None:
+        return
+    for i, purpose in purposes.entries.items():
         used: dict[str, int] = {}
         for j, use in enumerate(purpose.datasets):
             at = f"purposes.yaml: purposes[{i}].datasets[{j}]"
@@ -184,82 +195,71 @@ def _check_purposes(purposes: dict[int, Purpose], datasets: dict[str, Dataset]) 
                 yield f"{at}.dataset: dataset {use.dataset!r} is already used in datasets[{used[use.dataset]}]"
                 continue
             used[use.dataset] = j
-            dataset = datasets.get(use.dataset)
-            if dataset is None:
+            if use.dataset not in datasets.known:
                 yield f"{at}.dataset: unknown dataset {use.dataset!r}"
                 continue
-            for k, name in enumerate(use.fields):
-                if dataset.field(name) is None:
-                    yield f"{at}.fields[{k}]: dataset {dataset.id!r} has no field {name!r}"
-            for k, name in enumerate(use.group_by):
-                if dataset.field(name) is None:
-                    yield f"{at}.group_by[{k}]: dataset {dataset.id!r} has no field {name!r}"
-                elif name not in dataset.group_by:
-                    yield f"{at}.group_by[{k}]: {name!r} is not a group_by key of dataset {dataset.id!r}"
-            numeric = [s.value for s in NUMERIC_STATISTICS if s in use.statistics]
-            fields = [dataset.field(name) for name in use.fields]
-            if numeric and not any(f and f.type in (FieldType.integer, FieldType.decimal) for f in fields):
-                yield (f"{at}.statistics: {', '.join(numeric)} need at least one numeric field in fields, "
-                       f"and none of {', '.join(use.fields)} is numeric")
+            dataset: Dataset | None = datasets.get(use.dataset)
+            if dataset is not None:
+                yield from _check_use(at, use, dataset)
 
 
-def _check_datasets(datasets: dict[int, Dataset], domains: dict[str, list[str]] | None,
-                    services: dict[str, Service] | None) -> Iterable[str]:
-    for i, dataset in datasets.items():
+def _check_use(at: str, use: DatasetUse, dataset: Dataset) -> Iterable[str]:
+    """The fields, group-by keys and statistics of one purpose's use of one dataset."""
+    for k, name in enumerate(use.fields):
+        if dataset.field(name) is None:
+            yield f"{at}.fields[{k}]: dataset {dataset.id!r} has no field {name!r}"
+    for k, name in enumerate(use.group_by):
+        if dataset.field(name) is None:
+            yield f"{at}.group_by[{k}]: dataset {dataset.id!r} has no field {name!r}"
+        elif name not in dataset.group_by:
+            yield f"{at}.group_by[{k}]: {name!r} is not a group_by key of dataset {dataset.id!r}"
+    numeric = [s.value for s in NUMERIC_STATISTICS if s in use.statistics]
+    fields = [dataset.field(name) for name in use.fields]
+    if numeric and not any(f is not None and f.type in (FieldType.integer, FieldType.decimal) for f in fields):
+        yield (f"{at}.statistics: {', '.join(numeric)} need at least one numeric field in fields, "
+               f"and none of {', '.join(use.fields)} is numeric")
+
+
+def _check_datasets(datasets: _Loaded, broker: _Loaded, services: _Loaded) -> Iterable[str]:
+    for i, dataset in datasets.entries.items():
         at = f"datasets.yaml: datasets[{i}]"
         for k, f in enumerate(dataset.fields):
-            if domains is not None and f.domain is not None and f.domain not in domains:
-                known = ", ".join(sorted(domains)) or "none"
-                yield f"{at}.fields[{k}].domain: unknown domain {f.domain!r}; broker.yaml declares: {known}"
-        if services is None:
+            if broker.known is not None and f.domain is not None and f.domain not in broker.known:
+                declared = ", ".join(sorted(broker.known)) or "none"
+                yield f"{at}.fields[{k}].domain: unknown domain {f.domain!r}; broker.yaml declares: {declared}"
+        if services.known is None:
             continue
-        provider = services.get(dataset.provider)
-        if provider is None:
+        if dataset.provider not in services.known:
             yield f"{at}.provider: unknown service {dataset.provider!r}"
-        elif provider.kind != "provider":
+            continue
+        provider: Service | None = services.get(dataset.provider)
+        if provider is None:
+            continue
+        if provider.kind != "provider":
             yield f"{at}.provider: service {provider.id!r} is not a provider (kind: {provider.kind})"
         elif dataset.id not in provider.ingest:
             yield f"{at}.provider: provider {provider.id!r} does not list {dataset.id!r} under ingest"
 
 
-def _check_services(services: dict[int, Service], purposes: set[str] | None,
-                    datasets: set[str] | None) -> Iterable[str]:
-    for i, service in services.items():
+def _check_services(services: _Loaded, purposes: _Loaded, datasets: _Loaded) -> Iterable[str]:
+    for i, service in services.entries.items():
         at = f"services.yaml: services[{i}]"
         for k, purpose_id in enumerate(service.purposes):
-            if purposes is not None and purpose_id not in purposes:
+            if purposes.known is not None and purpose_id not in purposes.known:
                 yield f"{at}.purposes[{k}]: unknown purpose {purpose_id!r}"
         for k, dataset_id in enumerate(service.ingest):
-            if datasets is not None and dataset_id not in datasets:
+            if datasets.known is not None and dataset_id not in datasets.known:
                 yield f"{at}.ingest[{k}]: unknown dataset {dataset_id!r}"
 
 
-def _by_id(loaded: _Loaded) -> dict[str, Any] | None:
-    """Entries by id, or None when the file had errors.
-
-    References into a file with errors are not checked: an entry that failed to validate would show up
-    as a flood of "unknown" errors elsewhere, hiding the one mistake that matters.
-    """
-    if not loaded.clean:
-        return None
-    by_id: dict[str, Any] = {}
-    for entry in loaded.entries.values():
-        by_id.setdefault(entry.id, entry)
-    return by_id
-
-
 def _cross_references(files: dict[str, _Loaded]) -> list[str]:
-    broker: BrokerRules | None = files["broker.yaml"].entries.get(0) if files["broker.yaml"].clean else None
-    purposes = _by_id(files["purposes.yaml"])
-    datasets = _by_id(files["datasets.yaml"])
-    services = _by_id(files["services.yaml"])
-    errors: list[str] = []
-    if datasets is not None:
-        errors.extend(_check_purposes(files["purposes.yaml"].entries, datasets))
-    errors.extend(_check_datasets(files["datasets.yaml"].entries, broker.domains if broker else None, services))
-    errors.extend(_check_services(files["services.yaml"].entries, None if purposes is None else set(purposes),
-                                  None if datasets is None else set(datasets)))
-    return errors
+    broker, purposes = files["broker.yaml"], files["purposes.yaml"]
+    datasets, services = files["datasets.yaml"], files["services.yaml"]
+    return [
+        *_check_purposes(purposes, datasets),
+        *_check_datasets(datasets, broker, services),
+        *_check_services(services, purposes, datasets),
+    ]
 
 
 def load_policy(directory: Path) -> Policy:
@@ -269,7 +269,9 @@ def load_policy(directory: Path) -> Policy:
     files = {name: _load_file(directory, name, errors) for name in FILES}
     errors.extend(_cross_references(files))
     if errors:
-        raise PolicyError(errors)
+        # Grouped by file (stable, so each file's own order stays), as a reviewer fixes one file at a time.
+        order = {name: index for index, name in enumerate(FILES)}
+        raise PolicyError(sorted(errors, key=lambda line: order.get(line.split(":", 1)[0], len(order))))
     return Policy(
         broker=files["broker.yaml"].entries[0],
         purposes=list(files["purposes.yaml"].entries.values()),

@@ -141,6 +141,12 @@ def _text(text: Text, lang: Lang) -> str:
     return text.fr if lang == "fr" else text.en
 
 
+def _number(value: float, lang: Lang) -> str:
+    """``0.25`` in English, ``0,25`` in French."""
+    text = f"{value:g}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
 def _item(labels: dict[str, str], key: str, value: str) -> str:
     """One ``- **Label:** value`` line; French puts a space before the colon."""
     return f"- **{labels[key]}{labels['colon']}** {value}"
@@ -184,8 +190,9 @@ def _activity(policy: Policy, number: int, purpose: Purpose, lang: Lang) -> list
     if purpose.special_category:
         kinds = ", ".join(f"`{kind}`" for kind in purpose.special_category_kinds)
         special = f"{labels['yes']}{labels['colon']} {kinds}"
-    measures = labels["measures_text"].format(q=budget.per_query_epsilon, s=budget.per_service_epsilon,
-                                              t=budget.total_epsilon, period=_PERIODS[lang][budget.period])
+    measures = labels["measures_text"].format(
+        q=_number(budget.per_query_epsilon, lang), s=_number(budget.per_service_epsilon, lang),
+        t=_number(budget.total_epsilon, lang), period=_PERIODS[lang][budget.period])
     automated = labels["automated_yes"] if purpose.automated_decision else labels["no"] + sep + labels["no_automated"]
     basis = f"`{purpose.legal_basis}`, {legal_basis_meaning(purpose.legal_basis, lang)}"
     data = sep.join([labels["pseudonym"], *(_data_categories(policy, use, lang) for use in purpose.datasets)])
@@ -231,7 +238,7 @@ def processing_register(policy: Policy, lang: Lang = "en") -> str:
         "",
         f"## {labels['security']}",
         "",
-        *(f"- {item.format(cap=rules.citizen_privacy_cap, threshold=rules.suppression_threshold)}"
+        *(f"- {item.format(cap=_number(rules.citizen_privacy_cap, lang), threshold=rules.suppression_threshold)}"
           for item in _MEASURES[lang]),
         "",
         f"## {labels['activities']}",
