@@ -35,14 +35,16 @@ class ConsentState(StrEnum):
 S = ConsentState
 
 # What may follow each effective state. ``given → given`` is a renewal (a new record with a fresh validity);
-# ``revoked`` is written only by the controller and ``expired`` only by the expiry sweep.
+# ``revoked`` is written only by the controller and ``expired`` only by the expiry sweep. After a consent was
+# ended by someone else (revoked, expired) the citizen may answer the renewed request either way; after
+# their own "no" (refused, withdrawn) only a new "yes" is a change.
 TRANSITIONS: dict[ConsentState, frozenset[ConsentState]] = {
     S.requested: frozenset({S.given, S.refused}),
     S.given: frozenset({S.given, S.paused, S.withdrawn, S.revoked, S.expired}),
     S.paused: frozenset({S.given, S.withdrawn, S.revoked}),
     S.refused: frozenset({S.given}),
     S.withdrawn: frozenset({S.given}),
-    S.revoked: frozenset({S.given}),
+    S.revoked: frozenset({S.given, S.refused}),
     S.expired: frozenset({S.given, S.refused}),
 }
 
