@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from broker import __version__, logs
-from broker.api import catalog, problems
+from broker.api import catalog, ingest, login, me, oauth, problems
+from broker.api.accesslog import AccessLogMiddleware
+from broker.api.csrf import CsrfMiddleware
+from broker.api.portal import SESSION_COOKIE
+from broker.oauth import transport
+from broker.oauth.server import BrokerAuthorizationServer
 from broker.runtime import Runtime
 from broker.schema import check_current
 from broker.settings import Settings
 from broker.timeutil import Clock
-
-log = logging.getLogger("broker.http")
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -29,15 +28,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                   description="Privacy-preserving data-sharing consent broker for cities.")
     app.state.runtime = runtime
     problems.install(app)
+    app.state.oauth = BrokerAuthorizationServer(runtime)
     app.include_router(catalog.router)
+    app.include_router(oauth.router)
+    app.include_router(login.router)
+    app.include_router(me.router)
+    app.include_router(ingest.router)
+    app.add_middleware(CsrfMiddleware, secrets=runtime.secrets, public_url=runtime.settings.issuer,
+                       session_cookie=SESSION_COOKIE)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        logs.event(log, "request", method=request.method, route=getattr(route, "path", "unmatched"),
-                   status=response.status_code, ms=round((time.perf_counter() - started) * 1000, 1))
-        return response
-
+    app.add_middleware(AccessLogMiddleware)
+    transport.install(app, runtime.settings)  # outermost: forwarded headers are read before anything else
     return app

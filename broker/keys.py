@@ -14,11 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from sqlmodel import Session, col, select
 from broker.errors import BrokerError
 from broker.keymodels import SigningKey
 from broker.settings import Settings
+from broker.timeutil import as_utc
 
 NONCE_BYTES = 12
 
@@ -140,28 +142,53 @@ def create_signing_key(session: Session, secrets_: Secrets, now: datetime) -> Si
 
 
 class KeyRing:
-    """The signing keys in force: the newest signs, all non-retired ones verify."""
+    """The broker's signing keys: the newest live key signs; live keys verify access tokens; every key,
+    retired ones included, is published in the JWKS.
+
+    Retired keys stay published because receipts and checkpoints are verified offline for years after they
+    were signed; an access token signed by a retired key has expired by construction (see
+    :func:`rotate_signing_key`), and the token guard verifies against live keys only.
+    """
 
     def __init__(self, rows: list[SigningKey], secrets_: Secrets) -> None:
-        if not rows:
+        live = sorted((r for r in rows if r.retired_at is None), key=lambda r: as_utc(r.created_at), reverse=True)
+        if not live:
             raise LookupError("no signing key: run `consent-broker db upgrade`")
-        self._rows = sorted(rows, key=lambda r: r.created_at, reverse=True)
-        current = self._rows[0]
+        retired = sorted((r for r in rows if r.retired_at is not None), key=lambda r: as_utc(r.created_at),
+                         reverse=True)
+        self._rows = live
+        self._published = live + retired
+        current = live[0]
         pem = secrets_.open(current.private_wrapped, aad=b"signing-key:" + current.kid.encode())
         self._signer = ECKey.import_key(pem, {"kid": current.kid})
-        self._public = KeySet([ECKey.import_key(json.loads(r.public_jwk)) for r in self._rows])
+        self._public = KeySet([ECKey.import_key(json.loads(r.public_jwk)) for r in live])
 
     @classmethod
     def load(cls, session: Session, secrets_: Secrets) -> KeyRing:
-        rows = session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None))).all()
-        return cls(list(rows), secrets_)
+        return cls(list(session.exec(select(SigningKey)).all()), secrets_)
 
     @property
     def current_kid(self) -> str:
         return self._rows[0].kid
 
+    @property
+    def live_kids(self) -> list[str]:
+        """Keys that sign (the first) or verify access tokens, newest first."""
+        return [r.kid for r in self._rows]
+
+    @property
+    def signer(self) -> ECKey:
+        """The private key that signs now (its ``kid`` set), for code that signs through joserfc itself."""
+        return self._signer
+
+    @property
+    def public_keys(self) -> KeySet:
+        """Every key in force, for verification: the current one and those not yet retired."""
+        return self._public
+
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [json.loads(r.public_jwk) for r in self._rows]}
+        """All public keys, live first, for offline verification of anything the broker ever signed."""
+        return {"keys": [json.loads(r.public_jwk) for r in self._published]}
 
     def sign(self, payload: dict[str, Any], *, typ: str = "JWT") -> str:
         header = {"alg": "ES256", "kid": self.current_kid, "typ": typ}
@@ -171,6 +198,43 @@ class KeyRing:
 def ensure_signing_key(session: Session, secrets_: Secrets, now: datetime) -> None:
     if session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None))).first() is None:
         create_signing_key(session, secrets_, now)
+
+
+class RotationTooSoon(BrokerError):
+    code, status, title = "rotation-too-soon", 409, "Key rotation too soon"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    created: str
+    retired: list[str]
+
+
+def rotate_signing_key(session: Session, secrets_: Secrets, now: datetime, *, token_lifetime: timedelta,
+                       leeway: timedelta = timedelta(seconds=60)) -> Rotation:
+    """Add a signing key (it signs from now on) and retire the keys nothing valid can depend on any more.
+
+    A key stops signing when its successor is created, so the last token it signed expires at most
+    ``token_lifetime`` later; past that (plus ``leeway`` for clock skew between workers) it is retired and
+    leaves the JWKS. So at most two keys are live: the current one and the one before it, while tokens the
+    latter signed may still be presented. A rotation that would leave three live keys (the previous
+    rotation was less than ``token_lifetime + leeway`` ago) is refused rather than cut those tokens short.
+    """
+    rows = sorted(session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None))).all(),
+                  key=lambda r: as_utc(r.created_at), reverse=True)
+    window = token_lifetime + leeway
+    # rows[i + 1] was superseded when rows[i] was created.
+    retire = [older for newer, older in itertools.pairwise(rows) if now - as_utc(newer.created_at) >= window]
+    if len(rows) - len(retire) + 1 > 2:
+        ready = as_utc(rows[0].created_at) + window
+        raise RotationTooSoon(f"the current key {rows[0].kid} signed tokens that may still be valid; "
+                              f"rotate again after {ready.isoformat()}")
+    created = create_signing_key(session, secrets_, now)
+    for row in retire:
+        row.retired_at = now
+        session.add(row)
+    session.flush()
+    return Rotation(created=created.kid, retired=[r.kid for r in retire])
 
 
 def verify_compact(token: str, jwks: dict[str, Any], *, typ: str | None = None) -> dict[str, Any]:

@@ -2,11 +2,32 @@
 
 from sqlmodel import SQLModel
 
+from broker.audit.models import AuditCheckpoint, AuditEntry, AuditNode, AuditState
 from broker.consent.models import ConsentRecord, Notice
-from broker.identity.models import Account, Citizen
+from broker.identity.models import Account, Citizen, LoginThrottle, OidcLink, OidcLoginState, PortalSession
 from broker.keymodels import SigningKey
-from broker.oauth.models import OAuthClient
+from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
+from broker.vault.models import IngestBatch
 
 metadata = SQLModel.metadata
 
-__all__ = ["Account", "Citizen", "ConsentRecord", "Notice", "OAuthClient", "SigningKey", "metadata"]
+__all__ = [
+    "Account",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditNode",
+    "AuditState",
+    "Citizen",
+    "ConsentRecord",
+    "IngestBatch",
+    "IssuedToken",
+    "LoginThrottle",
+    "Notice",
+    "OAuthClient",
+    "OidcLink",
+    "OidcLoginState",
+    "PortalSession",
+    "SigningKey",
+    "UsedAssertion",
+    "metadata",
+]

@@ -153,5 +153,7 @@ def runtime(settings: Settings, clock: FixedClock, keyring: KeyRing) -> Iterator
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1:8000") as client:
+    # The peer is loopback, as for a local client: plain http is only allowed there (broker.oauth.transport).
+    with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1:8000",
+                    client=("127.0.0.1", 50000)) as client:
         yield client

@@ -22,4 +22,6 @@ def get_session(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[S
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits before the response is sent, so a 200 never reports a write
+# that then failed to commit (FastAPI's default runs a yield dependency's exit after the response).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

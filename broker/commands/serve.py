@@ -24,4 +24,6 @@ def run(settings: Settings, *, host: str, port: int) -> None:
         for line in getattr(exc, "errors", None) or [str(exc)]:
             typer.echo(line, err=True)
         raise typer.Exit(1) from None
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # proxy_headers=False: forwarded headers are honoured only from BROKER_TRUSTED_PROXIES (broker.oauth.transport),
+    # never from uvicorn's default of trusting loopback.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)

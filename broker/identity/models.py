@@ -47,3 +47,57 @@ class Account(SQLModel, table=True):
     citizen_id: str | None = Field(default=None, foreign_key="citizen.id", index=True, ondelete="CASCADE")
     created_at: datetime = Field(sa_column=_utc(nullable=False))
     disabled_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class PortalSession(SQLModel, table=True):
+    """One logged-in browser. The cookie holds a random id; only its SHA-256 is stored, so a copy of this
+    table (a backup, a leak) opens no session. Rows stay after logout or expiry, revoked, for audit."""
+
+    __tablename__ = "portal_session"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=36, ondelete="CASCADE")
+    method: str = Field(max_length=16)  # "password" or "oidc"
+    user_agent: str | None = Field(default=None, max_length=32)  # browser family only, never the full string
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    last_seen_at: datetime = Field(sa_column=_utc(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed logins per key (an account's blind email index, or a keyed hash of the client address) in a
+    fixed window. In the database so that every worker counts the same failures."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=80)
+    window_start: datetime = Field(sa_column=_utc(nullable=False, index=True))
+    failures: int = 0
+
+
+class OidcLink(SQLModel, table=True):
+    """The identity provider's subject for an account. The subject is stored as a keyed hash: it is a
+    stable identifier of the person, and lookup is all the broker needs. Erasure deletes the account and
+    with it the link."""
+
+    __tablename__ = "oidc_link"
+
+    subject_index: str = Field(primary_key=True, max_length=64)  # HMAC(pepper, issuer, sub)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=36, ondelete="CASCADE")
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    last_login_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class OidcLoginState(SQLModel, table=True):
+    """An OIDC login in flight: state, nonce and PKCE verifier between the redirect and the callback.
+
+    Keyed by a hash of ``state`` and bound to the browser that started the flow by a hash of a cookie value
+    (RFC 6749 §10.12); the nonce and verifier are sealed under the master key. Used once, then deleted."""
+
+    __tablename__ = "oidc_login_state"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    binding_hash: str = Field(max_length=64)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))

@@ -1,8 +1,7 @@
-"""initial schema
+"""Initial schema (rendered from broker.models by tools/regen_initial_migration.py).
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 14:42:37.760005
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
 
 # Consent records are evidence (Art 7(1)): the database itself refuses to change or delete one.
 _APPEND_ONLY_SQLITE = [
@@ -39,6 +37,45 @@ def _append_only() -> None:
 
 
 def upgrade() -> None:
+    op.create_table('audit_checkpoint',
+    sa.Column('tree_size', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('root_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('timestamp', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('kid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('jws', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('tree_size')
+    )
+    op.create_table('audit_entry',
+    sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('dataset', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('leaf_hash', sa.LargeBinary(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('seq')
+    )
+    with op.batch_alter_table('audit_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_entry_action'), ['action'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_entry_actor'), ['actor'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_entry_at'), ['at'], unique=False)
+        batch_op.create_index('ix_audit_entry_purpose_seq', ['purpose', 'seq'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_entry_subject'), ['subject'], unique=False)
+
+    op.create_table('audit_node',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('hash', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('audit_state',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('position', sa.BigInteger(), nullable=False),
+    sa.Column('moment_us', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('citizen',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -58,6 +95,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('citizen', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_citizen_pseudonym'), ['pseudonym'], unique=True)
+
+    op.create_table('login_throttle',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('window_start', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
+    with op.batch_alter_table('login_throttle', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_throttle_window_start'), ['window_start'], unique=False)
 
     op.create_table('notice',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
@@ -79,6 +125,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_oauth_client_service_id'), ['service_id'], unique=False)
+
+    op.create_table('oauth_used_assertion',
+    sa.Column('client_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('jti', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('client_id', 'jti')
+    )
+    with op.batch_alter_table('oauth_used_assertion', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_used_assertion_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('oidc_login_state',
+    sa.Column('state_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('binding_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('sealed', sa.LargeBinary(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('state_hash')
+    )
+    with op.batch_alter_table('oidc_login_state', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oidc_login_state_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('signing_key',
     sa.Column('kid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -130,6 +195,58 @@ def upgrade() -> None:
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
         batch_op.create_index('ix_consent_subject_purpose_seq', ['pseudonym', 'purpose_id', 'seq'], unique=False)
+
+    op.create_table('ingest_batch',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('dataset', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('batch_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('content_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('record_count', sa.Integer(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['oauth_client.client_id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('client_id', 'dataset', 'batch_id', name='uq_ingest_batch_client_key')
+    )
+    op.create_table('oauth_issued_token',
+    sa.Column('jti', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['client_id'], ['oauth_client.client_id'], ),
+    sa.PrimaryKeyConstraint('jti')
+    )
+    with op.batch_alter_table('oauth_issued_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_issued_token_client_id'), ['client_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_oauth_issued_token_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('oidc_link',
+    sa.Column('subject_index', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('subject_index')
+    )
+    with op.batch_alter_table('oidc_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oidc_link_account_id'), ['account_id'], unique=False)
+
+    op.create_table('portal_session',
+    sa.Column('id_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('user_agent', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id_hash')
+    )
+    with op.batch_alter_table('portal_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portal_session_account_id'), ['account_id'], unique=False)
+
     _append_only()
 
 
@@ -137,6 +254,20 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER consent_record_append_only ON consent_record")
         op.execute("DROP FUNCTION consent_record_append_only()")
+    with op.batch_alter_table('portal_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_session_account_id'))
+
+    op.drop_table('portal_session')
+    with op.batch_alter_table('oidc_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oidc_link_account_id'))
+
+    op.drop_table('oidc_link')
+    with op.batch_alter_table('oauth_issued_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_issued_token_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_oauth_issued_token_client_id'))
+
+    op.drop_table('oauth_issued_token')
+    op.drop_table('ingest_batch')
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_subject_purpose_seq')
         batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
@@ -147,12 +278,35 @@ def downgrade() -> None:
 
     op.drop_table('account')
     op.drop_table('signing_key')
+    with op.batch_alter_table('oidc_login_state', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oidc_login_state_expires_at'))
+
+    op.drop_table('oidc_login_state')
+    with op.batch_alter_table('oauth_used_assertion', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_used_assertion_expires_at'))
+
+    op.drop_table('oauth_used_assertion')
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_client_service_id'))
 
     op.drop_table('oauth_client')
     op.drop_table('notice')
+    with op.batch_alter_table('login_throttle', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_throttle_window_start'))
+
+    op.drop_table('login_throttle')
     with op.batch_alter_table('citizen', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_citizen_pseudonym'))
 
     op.drop_table('citizen')
+    op.drop_table('audit_state')
+    op.drop_table('audit_node')
+    with op.batch_alter_table('audit_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_entry_subject'))
+        batch_op.drop_index('ix_audit_entry_purpose_seq')
+        batch_op.drop_index(batch_op.f('ix_audit_entry_at'))
+        batch_op.drop_index(batch_op.f('ix_audit_entry_actor'))
+        batch_op.drop_index(batch_op.f('ix_audit_entry_action'))
+
+    op.drop_table('audit_entry')
+    op.drop_table('audit_checkpoint')

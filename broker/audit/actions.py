@@ -1,0 +1,87 @@
+"""What the access log records: the actions, who the actors are, and what each action keeps in ``details``.
+
+Actors (never an email, a name or a citizen's id):
+
+* ``citizen:<pseudonym>``: a citizen (or their guardian, named by their own pseudonym);
+* ``service:<service id>``: a city service or a data provider, as the policy names it;
+* ``staff:<account id>``: an auditor or an admin logged in to the portal;
+* ``operator``: someone at the broker's command line; ``system``: the broker itself (expiry sweep, start-up);
+* ``controller``: the controller acting on a consent (revocation);
+* ``anonymous``: someone not identified (a failed login for an unknown address).
+
+``details`` per action:
+
+* ``query`` (written by the queries service; one entry per decision, allow and deny): top-level ``purpose``,
+  ``dataset``, ``decision``, ``reasons``, ``epsilon`` (ε asked), ``request_hash``, ``result_hash``; in
+  ``details`` what ``audit verify`` replays to show no budget account ever went over its cap, and what
+  ``/v1/me/accesses`` shows:
+
+  - ``service`` (str): the service id (else taken from ``actor``);
+  - ``period`` (str): the budget period the charge went to, e.g. ``2026``, ``2026-Q1``, ``2026-03``;
+  - ``epsilon_charged`` (number): ε actually charged to both accounts (0 for a repeat served from its stored
+    release); if absent, ``epsilon`` is taken as charged;
+  - ``caps`` (object): the caps in force, ``{"per_query": ε, "per_service": ε, "total": ε}``;
+  - ``spent`` (object, optional): the accounts' spent ε after this charge, ``{"service": ε, "total": ε}``;
+    when present the replay checks its running sums against it;
+  - ``statistic`` (str), ``query_id`` (str), ``purpose_version`` (int, optional: the version the cohort's
+    consents were for).
+* ``consent.changed``: ``subject``, ``purpose``; details ``record_id``, ``state``, ``purpose_version``,
+  ``method``, ``expressed_by``, ``previous_record_id``, ``evidence`` (SHA-256 of the receipt payload).
+* ``receipt.issued``: ``subject``, ``purpose``; details ``record_id``, ``evidence``, ``kid``.
+* ``login``, ``login.failed``: details ``method`` (``password`` | ``oidc``), ``role``; for failures ``reason``
+  (``unknown-account`` | ``wrong-password`` | ``disabled`` | ``throttled`` | ...).
+* ``token.issued``, ``token.revoked``: details ``client_id``, ``jti`` (the token's id, not the token),
+  ``scopes``, ``expires_at``.
+* ``authorization.failed``: details ``resource`` and ``reason``; the identifier asked for is not kept (it is
+  free input, and may point at another citizen's record).
+* ``ingest``: written by the ingest service for each batch.
+* ``erasure``: ``subject``; details ``vault_rows`` per dataset.
+* ``key.rotated``: details ``created`` and ``retired`` key ids.
+* ``policy.loaded``: details ``policy_digest`` (SHA-256 of the policy's canonical JSON), ``event``
+  (``start`` | ``upgrade``).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from broker.identity.models import Account, Citizen
+
+QUERY = "query"
+CONSENT_CHANGED = "consent.changed"
+RECEIPT_ISSUED = "receipt.issued"
+LOGIN = "login"
+LOGIN_FAILED = "login.failed"
+TOKEN_ISSUED = "token.issued"
+TOKEN_REVOKED = "token.revoked"
+AUTHORIZATION_FAILED = "authorization.failed"
+INGEST = "ingest"
+ERASURE = "erasure"
+KEY_ROTATED = "key.rotated"
+POLICY_LOADED = "policy.loaded"
+
+ANONYMOUS = "anonymous"
+SYSTEM = "system"
+OPERATOR = "operator"
+CONTROLLER = "controller"
+
+
+def citizen(pseudonym: str) -> str:
+    return f"citizen:{pseudonym}"
+
+
+def service(service_id: str) -> str:
+    return f"service:{service_id}"
+
+
+def staff(account_id: str) -> str:
+    return f"staff:{account_id}"
+
+
+def account_actor(session: Session, account: Account) -> str:
+    """A portal account as an actor: a citizen by their pseudonym, staff by their account id."""
+    if account.citizen_id is not None:
+        pseudonym = session.exec(select(Citizen.pseudonym).where(Citizen.id == account.citizen_id)).first()
+        if pseudonym is not None:
+            return citizen(pseudonym)
+    return staff(account.id)

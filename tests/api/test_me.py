@@ -1,0 +1,202 @@
+"""The citizen's JSON API: profile, consents with signed receipts, export and erasure, each only for oneself."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from broker.api.portal import SESSION_COOKIE
+from broker.consent.receipts import verify_receipt
+from broker.db import session_scope
+from broker.errors import PROBLEM_BASE
+from broker.identity.citizens import CitizenErased, CitizenService
+from broker.identity.models import Citizen
+from broker.keys import Secrets
+from broker.policy import Policy
+from tests.support.people import Person, csrf_headers, logged_in, login
+
+PROBLEM = "application/problem+json"
+
+
+def plain_purpose(policy: Policy) -> str:
+    return next(p.id for p in policy.purposes if p.takes_consent and not p.special_category
+                and p.status == "active" and policy.minimum_age(p) <= policy.broker.default_minimum_age)
+
+
+def special_purpose(policy: Policy) -> str:
+    return next(p.id for p in policy.purposes if p.special_category and p.status == "active")
+
+
+def non_consent_purpose(policy: Policy) -> str:
+    return next(p.id for p in policy.purposes if not p.takes_consent)
+
+
+@pytest.fixture
+def me(client: TestClient, citizen: Person) -> TestClient:
+    return logged_in(client, citizen)
+
+
+def put_consent(client: TestClient, purpose: str, **body: object):
+    return client.put(f"/v1/me/consents/{purpose}", json=body, headers=csrf_headers(client))
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/v1/me"), ("GET", "/v1/me/consents"), ("PUT", "/v1/me/consents/traffic-planning"),
+    ("GET", "/v1/me/receipts/00000000-0000-0000-0000-000000000000"), ("GET", "/v1/me/export"), ("DELETE", "/v1/me"),
+])
+def test_without_a_session_every_route_answers_401(client: TestClient, method: str, path: str) -> None:
+    response = client.request(method, path, json={"state": "given"} if method == "PUT" else None)
+    assert response.status_code == 401 and response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == PROBLEM_BASE + "unauthenticated"
+
+
+def test_me_shows_my_identifiers_decrypted(me: TestClient, citizen: Person, secrets: Secrets) -> None:
+    response = me.get("/v1/me")
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["email"] == citizen.email and body["name"] == "Habitant Test"
+    assert body["pseudonym"] == secrets.pseudonym(citizen.citizen_id or "")
+    assert body["district"] == "lyon-3" and body["locale"] == "fr"
+    assert body["age_band"] == "18-or-over" and body["birth_date"] == "1985-06-01"
+    assert body["privacy_cap"] == 10.0 and body["privacy_cap_is_default"] is True
+    assert body["restricted"] is False and body["restricted_at"] is None
+
+
+def test_the_overview_lists_every_purpose(me: TestClient, policy: Policy) -> None:
+    consents = me.get("/v1/me/consents").json()["consents"]
+    assert [c["purpose_id"] for c in consents] == [p.id for p in policy.purposes]
+    by_id = {c["purpose_id"]: c for c in consents}
+    assert by_id[plain_purpose(policy)]["state"] == "requested"
+    assert by_id[non_consent_purpose(policy)]["state"] is None
+    assert not any(c["counts"] for c in consents)
+
+
+def test_give_then_withdraw_each_with_a_receipt_that_verifies(me: TestClient, policy: Policy) -> None:
+    purpose = plain_purpose(policy)
+    jwks = me.get("/.well-known/jwks.json").json()
+    pseudonym = me.get("/v1/me").json()["pseudonym"]
+
+    given = put_consent(me, purpose, state="given")
+    assert given.status_code == 200, given.text
+    record = given.json()["record"]
+    assert record["state"] == "given" and record["purpose_id"] == purpose and record["method"] == "api"
+    payload = verify_receipt(given.json()["receipt"], jwks)
+    assert payload["record_id"] == record["id"] and payload["state"] == "given"
+    assert payload["subject"]["pseudonym"] == pseudonym
+    assert next(c for c in me.get("/v1/me/consents").json()["consents"] if c["purpose_id"] == purpose)["counts"]
+
+    withdrawn = put_consent(me, purpose, state="withdrawn")
+    assert withdrawn.status_code == 200
+    assert withdrawn.json()["record"]["previous_id"] == record["id"]
+    assert verify_receipt(withdrawn.json()["receipt"], jwks)["state"] == "withdrawn"
+    status = next(c for c in me.get("/v1/me/consents").json()["consents"] if c["purpose_id"] == purpose)
+    assert status["state"] == "withdrawn" and not status["counts"]
+
+
+def test_special_category_needs_explicit_confirmation(me: TestClient, policy: Policy) -> None:
+    purpose = special_purpose(policy)
+    refused = put_consent(me, purpose, state="given")
+    assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
+    assert refused.json()["rule"] == "explicit-confirmation-required"
+    given = put_consent(me, purpose, state="given", explicit=True)
+    assert given.status_code == 200 and given.json()["record"]["consent_type"] == "explicit"
+
+
+@pytest.mark.parametrize(("purpose", "body", "status", "rule"), [
+    ("non-consent", {"state": "given"}, 422, "legal-basis-not-consent"),
+    ("no-such-purpose", {"state": "given"}, 404, None),
+    ("plain", {"state": "revoked"}, 422, None),  # only the controller revokes
+    ("plain", {"state": "given", "citizen_id": "someone-else"}, 422, None),
+])
+def test_consent_changes_outside_the_rules_are_refused(me: TestClient, policy: Policy, purpose: str,
+                                                       body: dict, status: int, rule: str | None) -> None:
+    purpose_id = {"non-consent": non_consent_purpose(policy), "plain": plain_purpose(policy)}.get(purpose, purpose)
+    response = put_consent(me, purpose_id, **body)
+    assert response.status_code == status and response.headers["content-type"] == PROBLEM
+    assert response.json().get("rule") == rule
+
+
+def test_a_receipt_can_be_fetched_again(me: TestClient, policy: Policy) -> None:
+    record = put_consent(me, plain_purpose(policy), state="given").json()["record"]
+    again = me.get(f"/v1/me/receipts/{record['id']}")
+    assert again.status_code == 200 and again.json()["record"] == record
+    assert verify_receipt(again.json()["receipt"], me.get("/.well-known/jwks.json").json())["record_id"] == record["id"]
+
+
+def test_another_citizens_receipt_answers_like_an_unknown_one(client: TestClient, citizen: Person,
+                                                              other_citizen: Person, policy: Policy) -> None:
+    logged_in(client, other_citizen)
+    theirs = put_consent(client, plain_purpose(policy), state="given").json()["record"]["id"]
+    logged_in(client, citizen)
+    foreign = client.get(f"/v1/me/receipts/{theirs}")
+    unknown = client.get("/v1/me/receipts/00000000-0000-4000-8000-000000000000")
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json() == unknown.json()
+    assert foreign.headers["content-type"] == unknown.headers["content-type"] == PROBLEM
+
+
+def test_a_citizen_only_ever_acts_on_their_own_consents(client: TestClient, engine: Engine, citizen: Person,
+                                                        other_citizen: Person, policy: Policy,
+                                                        secrets: Secrets) -> None:
+    purpose = plain_purpose(policy)
+    logged_in(client, other_citizen)
+    assert put_consent(client, purpose, state="given").status_code == 200
+    logged_in(client, citizen)
+    assert next(c for c in client.get("/v1/me/consents").json()["consents"]
+                if c["purpose_id"] == purpose)["record_id"] is None  # theirs is not mine
+    assert put_consent(client, purpose, state="refused").status_code == 200
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT pseudonym, state FROM consent_record ORDER BY seq")).all()
+    assert [tuple(r) for r in rows] == [(secrets.pseudonym(other_citizen.citizen_id or ""), "given"),
+                                       (secrets.pseudonym(citizen.citizen_id or ""), "refused")]
+
+
+def test_no_route_takes_a_citizen_from_the_request(client: TestClient) -> None:
+    """The only way to say whose data is meant is the session: no path, query or body field names a citizen."""
+    paths = client.get("/openapi.json").json()["paths"]
+    mine = {path: ops for path, ops in paths.items() if path.startswith("/v1/me")}
+    assert mine
+    for ops in mine.values():
+        for op in ops.values():
+            assert {p["name"] for p in op.get("parameters", [])} <= {"purpose_id", "record_id"}
+
+
+def test_export_is_an_attachment_with_my_consents(me: TestClient, citizen: Person, policy: Policy) -> None:
+    record = put_consent(me, plain_purpose(policy), state="given").json()["record"]
+    response = me.get("/v1/me/export")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].startswith("attachment;")
+    document = response.json()
+    assert document["citizen"]["email"] == citizen.email
+    assert [r["id"] for r in document["consent_records"]] == [record["id"]]
+
+
+def test_erasure_needs_the_right_password(me: TestClient, engine: Engine, citizen: Person,
+                                          secrets: Secrets) -> None:
+    wrong = me.request("DELETE", "/v1/me", json={"password": "not it"}, headers=csrf_headers(me))
+    assert wrong.status_code == 403 and wrong.json()["type"] == PROBLEM_BASE + "reauthentication-failed"
+    missing = me.request("DELETE", "/v1/me", json={}, headers=csrf_headers(me))
+    assert missing.status_code == 403
+    assert me.get("/v1/me").status_code == 200  # nothing happened
+
+    token = me.cookies[SESSION_COOKIE]
+    erased = me.request("DELETE", "/v1/me", json={"password": citizen.password}, headers=csrf_headers(me))
+    assert erased.status_code == 204
+    me.cookies.set(SESSION_COOKIE, token, domain="127.0.0.1")
+    assert me.get("/v1/me").status_code == 401  # the session is gone
+    with session_scope(engine) as session:
+        row = session.get(Citizen, citizen.citizen_id)
+        assert row is not None and row.erased_at is not None and row.wrapped_key is None
+        with pytest.raises(CitizenErased):
+            CitizenService(session, secrets).identifiers(row)  # unreadable for good
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM portal_session")).scalar() == 0
+    assert login(me, citizen.email, citizen.password).status_code == 401
+
+
+def test_password_confirmation_is_rate_limited(me: TestClient, citizen: Person) -> None:
+    for _ in range(5):
+        assert me.request("DELETE", "/v1/me", json={"password": "guess"}, headers=csrf_headers(me)).status_code == 403
+    blocked = me.request("DELETE", "/v1/me", json={"password": citizen.password}, headers=csrf_headers(me))
+    assert blocked.status_code == 429 and blocked.headers["retry-after"]
