@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from broker import __version__, logs
-from broker.api import catalog, ingest, login, me, oauth, problems
+from broker.api import catalog, ingest, login, me, oauth, problems, queries
 from broker.api.accesslog import AccessLogMiddleware
 from broker.api.csrf import CsrfMiddleware
 from broker.api.portal import SESSION_COOKIE
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.include_router(login.router)
     app.include_router(me.router)
     app.include_router(ingest.router)
+    app.include_router(queries.router)
     app.add_middleware(CsrfMiddleware, secrets=runtime.secrets, public_url=runtime.settings.issuer,
                        session_cookie=SESSION_COOKIE)
 

@@ -57,6 +57,25 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, **kwargs: Any) -> En
     return engine
 
 
+def make_reader(engine: Engine, *, busy_timeout_ms: int = 10_000) -> Engine:
+    """An engine for reads only. On a SQLite file it is a second, ``query_only`` engine whose transactions
+    stay DEFERRED, so reads never queue behind the write lock that every :func:`make_engine` transaction
+    takes; WAL gives them a consistent snapshot. Elsewhere (PostgreSQL, in-memory SQLite, which exists once
+    per connection) it is the engine itself."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return engine
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(reader, "connect")
+    def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")  # this engine can never write, whatever a bug asks of it
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return reader
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A unit of work: commits on success, rolls back on any exception."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
-from broker.db import make_engine, session_scope
+from broker.db import make_engine, make_reader
 from broker.keys import KeyRing, Secrets
 from broker.policy import Policy, load_policy
 from broker.settings import Settings
@@ -23,6 +24,11 @@ class Runtime:
     policy: Policy
     secrets: Secrets
     clock: Clock = field(default_factory=SystemClock)
+    reader: Engine | None = None  # reads that need not take SQLite's write lock; see broker.db.make_reader
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = make_reader(self.engine, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -37,5 +43,10 @@ class Runtime:
 
     def keyring(self) -> KeyRing:
         """The signing keys in force, read afresh so that a rotation by another process is seen."""
-        with session_scope(self.engine) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             return KeyRing.load(session, self.secrets)
+
+    def dispose(self) -> None:
+        if self.reader is not None and self.reader is not self.engine:
+            self.reader.dispose()
+        self.engine.dispose()

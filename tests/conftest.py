@@ -148,7 +148,7 @@ def keyring(engine: Engine, secrets: Secrets, clock: FixedClock) -> KeyRing:
 def runtime(settings: Settings, clock: FixedClock, keyring: KeyRing) -> Iterator[Runtime]:
     runtime = Runtime.from_settings(settings, clock=clock)
     yield runtime
-    runtime.engine.dispose()
+    runtime.dispose()
 
 
 @pytest.fixture

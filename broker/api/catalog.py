@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from broker.api.deps import RuntimeDep, SessionDep
+from broker.api.deps import RuntimeDep
 
 router = APIRouter(tags=["catalogue"])
 
 
 @router.get("/healthz")
-def healthz(session: SessionDep) -> dict[str, str]:
-    session.execute(text("SELECT 1"))
+def healthz(runtime: RuntimeDep) -> dict[str, str]:
+    with runtime.reader.connect() as connection:
+        connection.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import typer
 
+from broker.audit import AuditEvent, actions, record
 from broker.db import session_scope
 from broker.errors import BrokerError
 from broker.keys import KeyRing, rotate_signing_key
@@ -29,6 +30,9 @@ def rotate() -> None:
         with session_scope(runtime.engine) as session:
             done = rotate_signing_key(session, runtime.secrets, runtime.clock.now(),
                                       token_lifetime=timedelta(seconds=ACCESS_TOKEN_LIFETIME))
+            record(session, AuditEvent(actor=actions.OPERATOR, action=actions.KEY_ROTATED,
+                                       details={"created": done.created, "retired": done.retired}),
+                   runtime.clock.now())
     except BrokerError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from None

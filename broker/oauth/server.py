@@ -52,6 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from broker import logs
+from broker.audit import AuditEvent, actions
 from broker.keys import KeyRing
 from broker.oauth import rfc9396, store, transport
 from broker.oauth.clients import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, BrokerClient, Grant, load_client
@@ -130,7 +131,7 @@ class BrokerAuthorizationServer(AuthorizationServer):
         self.issuer = runtime.settings.issuer
         self.base_url = self.issuer.rstrip("/")
         self.resource = resource_identifier(self.issuer)
-        self.store = OAuthStore(runtime.engine, busy_timeout_ms=runtime.settings.sqlite_busy_timeout_ms)
+        self.store = OAuthStore(runtime.engine, runtime.reader)
         self.keys = SigningKeys(self._load_keyring)
         self._last_purge = 0.0
 
@@ -164,9 +165,15 @@ class BrokerAuthorizationServer(AuthorizationServer):
         # The token is ours and a moment old: read its claims without verifying them again.
         claims = json.loads(jws.extract_compact(token["access_token"].encode()).payload)
         writes = store.current().writes
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         writes.issued.append({"jti": claims["jti"], "client_id": claims["client_id"],
                               "issued_at": datetime.fromtimestamp(claims["iat"], UTC),
-                              "expires_at": datetime.fromtimestamp(claims["exp"], UTC), "revoked_at": None})
+                              "expires_at": expires_at, "revoked_at": None})
+        client: BrokerClient = request.client
+        writes.audit.append(AuditEvent(
+            actor=actions.service(client.service.id), action=actions.TOKEN_ISSUED,
+            details={"client_id": claims["client_id"], "jti": claims["jti"], "scopes": claims.get("scope", ""),
+                     "expires_at": expires_at.isoformat()}))
         if time.monotonic() - self._last_purge > PURGE_INTERVAL:
             self._last_purge = time.monotonic()
             writes.purge_before = self.runtime.clock.now()
@@ -238,8 +245,13 @@ class BrokerAuthorizationServer(AuthorizationServer):
         return read_issued_token(self.validator, token_string,
                                  lambda jti: store.token_state(store.current().connection, jti), self.now())
 
-    def _revoke(self, jti: str) -> None:
-        store.current().writes.revoked.append(jti)
+    def _revoke(self, token: IssuedAccessToken) -> None:
+        writes = store.current().writes
+        writes.revoked.append(token.jti)
+        service_id = token.state.service_id if token.state is not None else "unknown"
+        writes.revocations[token.jti] = AuditEvent(
+            actor=actions.service(service_id), action=actions.TOKEN_REVOKED,
+            details={"client_id": token.claims.get("client_id"), "jti": token.jti})
 
     def authenticate_resource_request(self, request: Request, required: list[str]) -> ClientPrincipal:
         """The RFC 6750 bearer check of a protected endpoint, as a principal or a BrokerError with its

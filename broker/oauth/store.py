@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, bindparam, create_engine, event, select
+from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from broker.audit import AuditEvent
+from broker.audit import record as record_audit
 from broker.db import is_sqlite
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
 from broker.timeutil import as_utc
@@ -59,6 +61,10 @@ class PendingWrites:
     issued: list[dict[str, Any]] = field(default_factory=list)  # oauth_issued_token rows
     revoked: list[str] = field(default_factory=list)
     purge_before: datetime | None = None
+    # Audit entries, written with the writes they record: issued tokens always, a revocation (keyed by jti)
+    # only when it revokes a token that was live.
+    audit: list[AuditEvent] = field(default_factory=list)
+    revocations: dict[str, AuditEvent] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.assertion or self.issued or self.revoked or self.purge_before)
@@ -140,9 +146,13 @@ def _apply(connection: Connection, writes: PendingWrites, now: datetime) -> bool
             return False
         if writes.issued:
             connection.execute(_ISSUED.insert(), writes.issued)
+        for event in writes.audit:
+            record_audit(connection, event, now)
         for jti in writes.revoked:
-            connection.execute(_ISSUED.update().where(_ISSUED.c.jti == jti, _ISSUED.c.revoked_at.is_(None))
-                               .values(revoked_at=now))
+            revoked = connection.execute(_ISSUED.update().where(_ISSUED.c.jti == jti, _ISSUED.c.revoked_at.is_(None))
+                                         .values(revoked_at=now).returning(_ISSUED.c.jti)).first()
+            if revoked is not None and jti in writes.revocations:
+                record_audit(connection, writes.revocations[jti], now)
         if writes.purge_before is not None:
             cutoff = as_utc(writes.purge_before) - PURGE_GRACE
             connection.execute(_ISSUED.delete().where(_ISSUED.c.expires_at < cutoff))
@@ -153,11 +163,9 @@ def _apply(connection: Connection, writes: PendingWrites, now: datetime) -> bool
 # -- the store -----------------------------------------------------------------------------------------------
 
 class OAuthStore:
-    def __init__(self, engine: Engine, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, engine: Engine, read_engine: Engine) -> None:
         self.engine = engine
-        # An in-memory SQLite database exists once per connection: a second engine would see another one.
-        on_file = is_sqlite(engine) and engine.url.database not in (None, "", ":memory:")
-        self.read_engine = _sqlite_reader(engine, busy_timeout_ms) if on_file else engine
+        self.read_engine = read_engine
         self._group = _GroupCommit(engine) if is_sqlite(engine) else None
 
     def token_state(self, jti: str) -> TokenState | None:
@@ -187,25 +195,6 @@ class OAuthStore:
             return self._group.submit(lambda connection: _apply(connection, writes, now))
         with self.engine.begin() as connection:
             return _apply(connection, writes, now)
-
-    def close(self) -> None:
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
-
-
-def _sqlite_reader(engine: Engine, busy_timeout_ms: int) -> Engine:
-    """A read-only engine on the same SQLite file, whose reads never take the write lock."""
-    reader = create_engine(engine.url, connect_args={"check_same_thread": False})
-
-    @event.listens_for(reader, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA query_only=ON")  # this engine can never write, whatever a bug asks of it
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.close()
-
-    return reader
-
 
 class _GroupCommit:
     """Many requests' writes in one SQLite transaction: one lock, one fsync for the lot.

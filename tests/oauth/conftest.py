@@ -118,7 +118,6 @@ def app(runtime: Runtime, registered: dict[str, Credentials]) -> Iterator[FastAP
     app = create_app(runtime=runtime)
     app.include_router(guarded_test_routes())
     yield app
-    app.state.oauth.store.close()
 
 
 @pytest.fixture
@@ -135,5 +134,4 @@ def other_api(runtime: Runtime, registered: dict[str, Credentials]) -> Iterator[
     app.include_router(guarded_test_routes())
     with TestClient(app, base_url=ISSUER, client=LOOPBACK) as client:
         yield client
-    app.state.oauth.store.close()
-    other.engine.dispose()
+    other.dispose()

@@ -24,12 +24,12 @@ OUTSIDE = ("203.0.113.7", 40000)
 @contextmanager
 def _app(runtime: Runtime, *, client: tuple[str, int], base_url: str, **overrides: object) -> Iterator[TestClient]:
     settings = Settings(**{**runtime.settings.model_dump(), **overrides})
-    other = Runtime(settings=settings, engine=runtime.engine, policy=runtime.policy, secrets=runtime.secrets,
+    other = Runtime(settings=settings, engine=runtime.engine, reader=runtime.reader, policy=runtime.policy,
+                    secrets=runtime.secrets,
                     clock=runtime.clock)
     app = create_app(runtime=other)
     with TestClient(app, base_url=base_url, client=client) as api:
         yield api
-    app.state.oauth.store.close()
 
 
 def _token_form(registered: dict[str, Credentials], service_id: str, clock: FixedClock, issuer: str) -> dict:
