@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from broker.commands import clients, db, keys, policy, serve
+from broker.commands import clients, db, demo, keys, policy, serve
 
 app = typer.Typer(help="Consent Broker: a privacy-preserving data-sharing consent broker for cities.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -13,6 +13,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
