@@ -148,37 +148,30 @@ def parse_body(raw: bytes) -> Any:
         raise MalformedBatch("the body is not valid JSON") from exc
 
 
-def _number_key(value: int | Decimal) -> list[str]:
-    """A number by its value (12.30 and 12.3 alike), without expanding an exponent into digits."""
-    sign, digits, exponent = Decimal(value).as_tuple()
+def _decimal_key(value: Any) -> str:
+    """A fractional number by its value (12.30 as 12.3), for :func:`content_hash`; never expands an exponent.
+
+    The NUL prefix keeps it apart from every string a stored batch can hold (no valid value contains NUL).
+    """
+    if not isinstance(value, Decimal):
+        raise TypeError(type(value).__name__)
+    sign, digits, exponent = value.as_tuple()
     text = "".join(map(str, digits)).rstrip("0")
     if not text:
-        return ["n", "0"]
+        return "\x000"
     assert isinstance(exponent, int)  # parse_body admits no NaN or Infinity
-    exponent += len(digits) - len(text)
-    return ["n", f"{'-' if sign else ''}{text}e{exponent}"]
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | Decimal):
-        return _number_key(value)
-    if isinstance(value, list):
-        return [_canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    raise TypeError(type(value).__name__)
+    return f"\x00{'-' if sign else ''}{text}e{exponent + len(digits) - len(text)}"
 
 
 def content_hash(records: list[Any], secrets: Secrets) -> str:
-    """A keyed hash of the records, independent of key order, spacing and how numbers are written.
+    """A keyed hash of the records, for telling a retried batch from a different one under the same id.
 
-    Keyed with the pepper because the records are personal data: a plain hash of a small batch could be
-    confirmed by anyone who can guess its citizen and values.
+    Key order and spacing do not count, nor trailing zeros of a fractional number; integers count as written
+    (10 and 10.0 differ). Keyed with the pepper because the records are personal data: a plain hash of a
+    small batch could be confirmed by anyone who can guess its citizen and values.
     """
     try:
-        text = json.dumps(_canonical(records), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(records, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_decimal_key)
     except RecursionError as exc:  # nesting json.loads still took, but no record can be
         raise MalformedBatch("the batch nests too deeply") from exc
     return hmac.new(secrets.pepper, b"ingest-batch:" + text.encode(), hashlib.sha256).hexdigest()

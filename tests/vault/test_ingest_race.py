@@ -72,5 +72,6 @@ def test_a_concurrent_duplicate_is_a_replay_and_stores_nothing(vault: Vault, run
     assert outcome.receipt is not None and not outcome.receipt.created and outcome.receipt.accepted == 3
     assert sorted(r["energy_wh"] for r in vault.rows("household-energy")) == [1000, 1001, 1002]
     with session_scope(runtime.engine) as session:
-        details = [json.loads(e.body)["details"] for e in session.exec(select(AuditEntry)).all()]
+        details = [json.loads(e.body)["details"] for e in session.exec(
+            select(AuditEntry).where(AuditEntry.action == "ingest").order_by(AuditEntry.seq)).all()]
     assert details == [{"batch_id": "race-1", "records": 3}, {"batch_id": "race-1", "records": 3, "replay": True}]
