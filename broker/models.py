@@ -4,9 +4,11 @@ from sqlmodel import SQLModel
 
 from broker.audit.models import AuditCheckpoint, AuditEntry, AuditNode, AuditState
 from broker.consent.models import ConsentRecord, Notice
+from broker.exchange.models import OutcomeReport
 from broker.identity.models import Account, Citizen, LoginThrottle, OidcLink, OidcLoginState, PortalSession
 from broker.keymodels import SigningKey
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
+from broker.privacy.models import BudgetAccount, PrivacyCounter, Release
 from broker.vault.models import IngestBatch
 
 metadata = SQLModel.metadata
@@ -17,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "AuditNode",
     "AuditState",
+    "BudgetAccount",
     "Citizen",
     "ConsentRecord",
     "IngestBatch",
@@ -26,7 +29,10 @@ __all__ = [
     "OAuthClient",
     "OidcLink",
     "OidcLoginState",
+    "OutcomeReport",
     "PortalSession",
+    "PrivacyCounter",
+    "Release",
     "SigningKey",
     "UsedAssertion",
     "metadata",

@@ -15,6 +15,8 @@ from sqlalchemy import delete
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from broker.audit import AuditEvent, actions
+from broker.audit import record as record_audit
 from broker.consent.models import ConsentRecord, Notice
 from broker.identity.citizens import CitizenService
 from broker.identity.models import Account, Citizen
@@ -96,8 +98,12 @@ def _vault_records(session: Session, policy: Policy, pseudonym: str) -> dict[str
     return out
 
 
-def erase_citizen(session: Session, policy: Policy, citizen: Citizen, now: datetime) -> dict[str, int]:
-    """Art 17 erasure. Returns how many vault rows went, per dataset."""
+def erase_citizen(session: Session, policy: Policy, citizen: Citizen, now: datetime, *,
+                  actor: str | None = None) -> dict[str, int]:
+    """Art 17 erasure. Returns how many vault rows went, per dataset.
+
+    ``actor`` is who asked (default: the citizen themself); the audit entry names the citizen by pseudonym only.
+    """
     _, tables = vault_metadata(policy)
     deleted = {}
     for dataset_id, table in tables.items():
@@ -112,4 +118,6 @@ def erase_citizen(session: Session, policy: Policy, citizen: Citizen, now: datet
     citizen.erased_at = now
     session.add(citizen)
     session.flush()
+    record_audit(session, AuditEvent(actor=actor or actions.citizen(citizen.pseudonym), action=actions.ERASURE,
+                                     subject=citizen.pseudonym, details={"vault_rows": deleted}), now)
     return deleted

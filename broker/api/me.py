@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.api.deps import RuntimeDep
 from broker.api.portal import CitizenDep, UnitOfWork, clear_session_cookie, client_address, login_config
+from broker.audit.accesses import Access, CitizenAccesses
 from broker.consent.models import ConsentRecord
 from broker.consent.states import ConsentStatus
 from broker.identity.selfservice import CitizenSelfService, SelfErasure, SignedRecord
@@ -153,6 +154,53 @@ def set_consent(purpose_id: PurposeId, change: ConsentChange, runtime: RuntimeDe
 def receipt(record_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: CitizenDep,
             session: UnitOfWork) -> SignedRecordOut:
     return SignedRecordOut.of(_service(runtime, principal, session).receipt(record_id))
+
+
+class AccessOut(BaseModel):
+    index: int = Field(description="The release's entry in the access log.")
+    at: str
+    purpose: str
+    legal_basis: str
+    service: str | None
+    dataset: str | None
+    statistic: str | None
+    epsilon: float | None = Field(description="ε charged by the release.")
+    query_id: str | None
+    leaf_hash: str
+    entry: dict[str, Any]
+    inclusion_path: list[str] | None = Field(description="RFC 9162 proof against the checkpoint (hex); null "
+                                                         "while the entry is newer than the checkpoint.")
+
+    @classmethod
+    def of(cls, access: Access) -> AccessOut:
+        entry, details = access.entry, access.entry.get("details") or {}
+        actor = str(entry.get("actor", ""))
+        return cls(index=access.served.index, at=entry["at"], purpose=entry["purpose"], legal_basis=access.legal_basis,
+                   service=details.get("service") or (actor.removeprefix("service:") if actor.startswith("service:")
+                                                      else None),
+                   dataset=entry.get("dataset"), statistic=details.get("statistic"),
+                   epsilon=details.get("epsilon_charged", entry.get("epsilon")), query_id=details.get("query_id"),
+                   leaf_hash=access.served.leaf_hash.hex(), entry=entry,
+                   inclusion_path=None if access.inclusion_path is None else [h.hex() for h in access.inclusion_path])
+
+
+class AccessesOut(BaseModel):
+    checkpoint: str = Field(description="The signed checkpoint the proofs lead to (GET /v1/audit/checkpoint).")
+    tree_size: int
+    root_hash: str
+    accesses: list[AccessOut]
+    next_cursor: int | None
+
+
+@router.get("/accesses")
+def accesses(runtime: RuntimeDep, principal: CitizenDep, cursor: Annotated[int | None, Query(ge=0)] = None,
+             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> AccessesOut:
+    """Every release that may have used my data, each with its audit index and inclusion proof."""
+    found = CitizenAccesses(runtime.engine, runtime.policy, runtime.secrets, runtime.clock, runtime.reader).list(
+        principal.citizen_id or "", cursor, limit)
+    return AccessesOut(checkpoint=found.checkpoint.jws, tree_size=found.checkpoint.tree_size,
+                       root_hash=found.checkpoint.root_hash, accesses=[AccessOut.of(a) for a in found.accesses],
+                       next_cursor=found.next_cursor)
 
 
 @router.get("/export")

@@ -38,14 +38,17 @@ Actors (never an email, a name or a citizen's id):
 * ``erasure``: ``subject``; details ``vault_rows`` per dataset.
 * ``key.rotated``: details ``created`` and ``retired`` key ids.
 * ``policy.loaded``: details ``policy_digest`` (SHA-256 of the policy's canonical JSON), ``event``
-  (``start`` | ``upgrade``).
+  (``start`` | ``upgrade``), ``purposes`` (id → version: which consents counted from then on).
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from broker.audit.log import AuditEvent
 from broker.identity.models import Account, Citizen
+from broker.policy.loader import policy_digest
+from broker.policy.schema import Policy
 
 QUERY = "query"
 CONSENT_CHANGED = "consent.changed"
@@ -85,3 +88,10 @@ def account_actor(session: Session, account: Account) -> str:
         if pseudonym is not None:
             return citizen(pseudonym)
     return staff(account.id)
+
+
+def policy_loaded(policy: Policy, event: str) -> AuditEvent:
+    """The policy in force, by digest: at each start of a worker and each ``db upgrade``."""
+    return AuditEvent(actor=SYSTEM if event == "start" else OPERATOR, action=POLICY_LOADED,
+                      details={"policy_digest": policy_digest(policy), "event": event,
+                               "purposes": {p.id: p.version for p in policy.purposes}})

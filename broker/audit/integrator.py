@@ -15,6 +15,7 @@ lock. The CLI (``consent-broker audit integrate``) and the proof endpoints run :
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -122,9 +123,10 @@ def integrate(engine: Engine, secrets: Secrets, clock: Clock, *, batch: int = BA
             return newest
 
 
-def integrate_if_behind(engine: Engine, secrets: Secrets, clock: Clock) -> None:
-    """Integrate when entries wait to be folded (or no checkpoint exists yet); a cheap read otherwise."""
-    with session_scope(engine) as session:
+def integrate_if_behind(engine: Engine, secrets: Secrets, clock: Clock, reader: Engine | None = None) -> None:
+    """Integrate when entries wait to be folded (or no checkpoint exists yet); a cheap read otherwise (through
+    ``reader``, which on SQLite does not take the write lock)."""
+    with session_scope(reader or engine) as session:
         connection = session.connection()
         where = positions(connection)
         empty = where.appended == 0 and checkpoints.latest(connection) is None
@@ -135,8 +137,10 @@ def integrate_if_behind(engine: Engine, secrets: Secrets, clock: Clock) -> None:
 class BackgroundIntegrator:
     """An asyncio task (one per worker) that integrates every ``interval`` seconds while entries arrive."""
 
-    def __init__(self, engine: Engine, secrets: Secrets, clock: Clock, interval: float = 0.5) -> None:
+    def __init__(self, engine: Engine, secrets: Secrets, clock: Clock, interval: float = 0.5,
+                 reader: Engine | None = None) -> None:
         self.engine = engine
+        self.reader = reader
         self.secrets = secrets
         self.clock = clock
         self.interval = interval
@@ -148,17 +152,16 @@ class BackgroundIntegrator:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
                 # Not cancellable mid-way: shutdown waits for a running integration to commit or roll back.
-                await anyio.to_thread.run_sync(integrate_if_behind, self.engine, self.secrets, self.clock)
+                await anyio.to_thread.run_sync(integrate_if_behind, self.engine, self.secrets, self.clock,
+                                               self.reader)
             except Exception as exc:  # keep integrating after a transient error (a lost connection, a busy lock)
                 logs.event(log, "audit_integration_failed", logging.ERROR, error=type(exc).__name__)
             await asyncio.sleep(self.interval)

@@ -20,12 +20,12 @@ immutable structures), and nothing secret (no password, token, client secret or 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, case, update
+from sqlalchemy import Connection, bindparam, case, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -60,8 +60,56 @@ class AuditEvent:
 
 
 def canonical(entry: dict[str, Any]) -> bytes:
-    """RFC 8785 (JCS) bytes of an entry: what the leaf hash covers."""
-    return rfc8785.dumps(entry)
+    """RFC 8785 (JCS) bytes of an entry: what the leaf hash covers.
+
+    The standard library's encoder writes exactly what RFC 8785 writes for ASCII keys, strings, booleans,
+    null, integers within I-JSON, and floats that print without an exponent (integral floats are written
+    as integers, as RFC 8785 does); anything else (exponents, non-ASCII keys, odd strings) goes through the
+    ``rfc8785`` package. The tests hold the two to the same output.
+    """
+    try:
+        plain = _plain(entry)
+    except _Exotic:
+        return rfc8785.dumps(entry)
+    try:
+        return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode()
+    except (UnicodeEncodeError, ValueError):
+        return rfc8785.dumps(entry)
+
+
+class _Exotic(Exception):
+    pass
+
+
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with integral floats as integers, or _Exotic where only RFC 8785's own encoder will do."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+            return value
+        raise _Exotic
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Exotic  # RFC 8785 refuses them; let it say so
+        if value.is_integer():
+            if abs(value) <= _MAX_SAFE_INTEGER:
+                return int(value)
+            raise _Exotic  # big integral floats print with an exponent or all their digits: RFC 8785 decides
+        if "e" in repr(value):
+            raise _Exotic
+        return value
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) and key.isascii() for key in value):
+            raise _Exotic
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise _Exotic
 
 
 def timestamp(moment: datetime) -> str:
@@ -78,10 +126,26 @@ def from_micros(value: int) -> datetime:
     return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
 
 
+_FIELDS = tuple(f.name for f in fields(AuditEvent))
+
+
 def entry_of(seq: int, at: datetime, event: AuditEvent) -> dict[str, Any]:
     """The entry as logged: ``seq`` and ``at`` with every field of ``event`` that is set."""
-    fields = {k: v for k, v in asdict(event).items() if v is not None and v != [] and v != {}}
-    return {"seq": seq, "at": timestamp(at), **fields}
+    entry: dict[str, Any] = {"seq": seq, "at": timestamp(at)}
+    for name in _FIELDS:
+        value = getattr(event, name)
+        if value is not None and value != [] and value != {}:
+            entry[name] = value
+    return entry
+
+
+# Built once: only their parameters change from one append to the next (SQLAlchemy's compiled cache).
+_TAKE = (update(_STATE).where(_STATE.c.name == SEQUENCER)
+         .values(position=_STATE.c.position + 1,
+                 moment_us=case((_STATE.c.moment_us > bindparam("at_us"), _STATE.c.moment_us),
+                                else_=bindparam("at_us")))
+         .returning(_STATE.c.position, _STATE.c.moment_us))
+_INSERT = _ENTRIES.insert()
 
 
 def record(session: Session | Connection, event: AuditEvent, at: datetime) -> int:
@@ -92,24 +156,21 @@ def record(session: Session | Connection, event: AuditEvent, at: datetime) -> in
     seq, moment_us = _next(connection, micros(at))
     moment = from_micros(moment_us)
     body = canonical(entry_of(seq, moment, event))
-    connection.execute(_ENTRIES.insert().values(
-        seq=seq, at=moment, actor=event.actor, action=event.action, purpose=event.purpose, dataset=event.dataset,
-        decision=event.decision, subject=event.subject, leaf_hash=leaf_hash(body), body=body.decode()))
+    connection.execute(_INSERT, {
+        "seq": seq, "at": moment, "actor": event.actor, "action": event.action, "purpose": event.purpose,
+        "dataset": event.dataset, "decision": event.decision, "subject": event.subject,
+        "leaf_hash": leaf_hash(body), "body": body.decode()})
     return seq
 
 
 def _next(connection: Connection, at_us: int) -> tuple[int, int]:
     """Take the next sequence number and the entry's time, holding the sequencer row until the transaction ends."""
-    take = (update(_STATE).where(_STATE.c.name == SEQUENCER)
-            .values(position=_STATE.c.position + 1,
-                    moment_us=case((_STATE.c.moment_us > at_us, _STATE.c.moment_us), else_=at_us))
-            .returning(_STATE.c.position, _STATE.c.moment_us))
-    row = connection.execute(take).first()
+    row = connection.execute(_TAKE, {"at_us": at_us}).first()
     if row is None:  # the very first entry: create the row (a concurrent first append waits, then conflicts)
         insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         connection.execute(insert(_STATE).values(name=SEQUENCER, position=0, moment_us=0)
                            .on_conflict_do_nothing(index_elements=["name"]))
-        row = connection.execute(take).one()
+        row = connection.execute(_TAKE, {"at_us": at_us}).one()
     position, moment_us = row
     return position - 1, moment_us
 

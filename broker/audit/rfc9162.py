@@ -154,6 +154,21 @@ class CompactRange:
                 on_node(level, (self.size >> level) - 1, digest)
         stack.append((level, digest))
 
+    def extend(self, leaves: bytes, nodes: list[bytes]) -> None:
+        """Append concatenated 32-byte leaf hashes, adding each finished node's hash to ``nodes`` (the fast
+        path of ``audit verify``: no call per node)."""
+        stack, sha = self._stack, hashlib.sha256
+        size = self.size
+        for offset in range(0, len(leaves), 32):
+            level, digest = 0, leaves[offset:offset + 32]
+            size += 1
+            while stack and stack[-1][0] == level:
+                digest = sha(b"\x01" + stack.pop()[1] + digest).digest()
+                level += 1
+                nodes.append(digest)
+            stack.append((level, digest))
+        self.size = size
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

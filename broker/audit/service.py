@@ -53,26 +53,30 @@ class Page:
 
 
 class AuditLog:
-    def __init__(self, engine: Engine, secrets: Secrets, clock: Clock) -> None:
+    """``engine`` writes (the integrator); ``reader`` (broker.db.make_reader) serves every read, so that on
+    SQLite reading the log never queues behind the write lock."""
+
+    def __init__(self, engine: Engine, secrets: Secrets, clock: Clock, reader: Engine | None = None) -> None:
         self.engine = engine
+        self.reader = reader or engine
         self.secrets = secrets
         self.clock = clock
 
     def checkpoint(self) -> Checkpoint:
         """The newest signed checkpoint, after folding whatever has been appended since."""
-        integrate_if_behind(self.engine, self.secrets, self.clock)
-        with session_scope(self.engine) as session:
+        integrate_if_behind(self.engine, self.secrets, self.clock, self.reader)
+        with session_scope(self.reader) as session:
             newest = checkpoints.latest(session.connection())
         if newest is None:  # only if the integrator is failing; its log says why
             raise NotFound("no checkpoint has been signed yet")
         return newest
 
     def _integrated(self, size: int) -> int:
-        with session_scope(self.engine) as session:
+        with session_scope(self.reader) as session:
             integrated = positions(session.connection()).integrated
         if size > integrated:
-            integrate_if_behind(self.engine, self.secrets, self.clock)
-            with session_scope(self.engine) as session:
+            integrate_if_behind(self.engine, self.secrets, self.clock, self.reader)
+            with session_scope(self.reader) as session:
                 integrated = positions(session.connection()).integrated
         return integrated
 
@@ -82,7 +86,7 @@ class AuditLog:
             raise InvalidRequest(f"entry {index} is not in a tree of size {size}")
         if size > self._integrated(size):
             raise NotFound(f"the tree has not reached size {size} yet")
-        with session_scope(self.engine) as session:
+        with session_scope(self.reader) as session:
             connection = session.connection()
             tree = StoredTree(connection)
             return InclusionProof(leaf_index=index, tree_size=size, leaf_hash=tree.leaf_hash(index),
@@ -94,7 +98,7 @@ class AuditLog:
             raise InvalidRequest("a consistency proof goes from a smaller (or equal) size to a larger one")
         if second > self._integrated(second):
             raise NotFound(f"the tree has not reached size {second} yet")
-        with session_scope(self.engine) as session:
+        with session_scope(self.reader) as session:
             connection = session.connection()
             path = StoredTree(connection).consistency_path(first, second) if 0 < first < second else []
             return ConsistencyProof(tree_size_1=first, tree_size_2=second, consistency_path=path,
@@ -103,18 +107,18 @@ class AuditLog:
 
     def page(self, where: EntryFilter, cursor: int | None, limit: int) -> Page:
         limit = max(1, min(limit, MAX_PAGE))
-        with session_scope(self.engine) as session:
+        with session_scope(self.reader) as session:
             found = entries.page(session.connection(), where, cursor, limit + 1)
         more = len(found) > limit
         found = found[:limit]
         return Page(entries=found, next_cursor=found[-1].index if more else None)
 
     def export(self, where: EntryFilter) -> Iterator[ServedEntry]:
-        return entries.stream(self.engine, where)
+        return entries.stream(self.reader, where)
 
     def keys(self) -> dict[str, Any]:
         """Every signing key the broker ever had, retired ones included (public halves only): checkpoints
         outlive the keys that signed them, and /.well-known/jwks.json lists only the keys in force."""
-        with session_scope(self.engine) as session:
+        with session_scope(self.reader) as session:
             rows = session.exec(select(SigningKey).order_by(col(SigningKey.created_at))).all()
             return {"keys": [json.loads(row.public_jwk) for row in rows]}

@@ -12,9 +12,15 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import multiprocessing
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import rfc8785
@@ -24,11 +30,19 @@ from sqlalchemy import Engine, func, select
 from broker.audit import checkpoints, rfc9162
 from broker.audit.checkpoints import Checkpoint, CheckpointInvalid, read_checkpoint
 from broker.audit.integrator import positions
-from broker.audit.log import timestamp
 from broker.audit.models import AuditEntry, AuditNode
 from broker.audit.tree import StoredTree
-from broker.audit.verify import Finding, Inconsistent, LogVerifier, Report, check_checkpoint_order
-from broker.db import session_scope
+from broker.audit.verify import (
+    Checked,
+    Finding,
+    Inconsistent,
+    LogVerifier,
+    Report,
+    Row,
+    check_checkpoint_order,
+    check_entries,
+)
+from broker.db import make_engine, session_scope
 from broker.keymodels import SigningKey
 from broker.keys import SignatureInvalid
 
@@ -69,20 +83,92 @@ def _run(report: Report, work: Any) -> Report:
 
 # -- the database ------------------------------------------------------------------------------------------
 
-def _chunks(engine: Engine, statement: Any, key: Any, limit: int) -> Iterator[Any]:
-    after = -1
-    while after + 1 < limit:
-        with session_scope(engine) as session:
-            rows = session.connection().execute(statement.where(key > after, key < limit).order_by(key)
-                                                .limit(CHUNK)).all()
-        yield from rows
-        if len(rows) < CHUNK:
-            return
-        after = rows[-1][0]
+_ENTRY_SQL = {
+    # ``at`` as the entry writes it, so that comparing needs no date parsing.
+    "sqlite": "SELECT seq, replace(at, ' ', 'T') || 'Z', actor, action, purpose, dataset, decision, subject, "
+              "leaf_hash, body FROM audit_entry WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+    "postgresql": "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, action, "
+                  "purpose, dataset, decision, subject, leaf_hash, body FROM audit_entry "
+                  "WHERE seq > %s AND seq < %s ORDER BY seq LIMIT %s",
+}
+_NODE_SQL = {
+    "sqlite": "SELECT id, hash FROM audit_node WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+    "postgresql": "SELECT id, hash FROM audit_node WHERE id > %s AND id < %s ORDER BY id LIMIT %s",
+}
 
 
-def verify_database(engine: Engine, kept: Iterable[str] = (), kept_jwks: dict[str, Any] | None = None) -> Report:
+def _range(engine: Engine, sql: dict[str, str], lo: int, hi: int) -> list[tuple[Any, ...]]:
+    """Rows with ``lo <= key < hi`` in key order, straight from the driver (a million rows through the ORM would
+    cost more than checking them), in one short read: on SQLite the driver connection runs in autocommit, so
+    the read takes no lock; on PostgreSQL the read's transaction ends with it."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(sql[engine.dialect.name], (lo - 1, hi, hi - lo))
+        rows = cursor.fetchall()
+        connection.rollback()
+        return rows
+    finally:
+        connection.close()
+
+
+def _node_reader(engine: Engine, total: int) -> Callable[[int, int], list[bytes]]:
+    """Stored node hashes by id range, read ahead ``CHUNK`` at a time (checkpoints may be a few entries apart)."""
+    buffer: list[bytes] = []
+    start = 0
+
+    def read(first: int, count: int) -> list[bytes]:
+        nonlocal buffer, start
+        if not start <= first or first + count > start + len(buffer):
+            start, buffer = first, []
+            for offset, (ident, digest) in enumerate(
+                    _range(engine, _NODE_SQL, first, min(total, first + max(count, CHUNK)))):
+                if ident != first + offset:
+                    break  # a missing node: the list stops short there
+                buffer.append(bytes(digest))
+        return buffer[first - start:first - start + count]
+
+    return read
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _check_database_run(url: str, lo: int, hi: int, engine: Engine | None = None) -> Checked:
+    """One run of entries, checked with ``engine``, or in a worker process with its own engine for ``url``."""
+    if engine is None:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = make_engine(url)
+    rows = _range(engine, _ENTRY_SQL, lo, hi)
+    return check_entries(lo, ((row[0], row[9], bytes(row[8]), row[1:8]) for row in rows))
+
+
+def _runs(work: Callable[..., Checked], jobs: Iterable[tuple[Any, ...]], workers: int,
+          local: Callable[..., Checked] | None = None) -> Iterator[Checked]:
+    """``work(*job)`` for each job, in order: in ``workers`` processes once there is more than one run (a few
+    runs in flight, so a million-entry export is never all in memory), else here with ``local`` (or ``work``)."""
+    jobs = iter(jobs)
+    head = [job for job in (next(jobs, None), next(jobs, None)) if job is not None]
+    if workers <= 1 or len(head) < 2:
+        yield from ((local or work)(*job) for job in itertools.chain(head, jobs))
+        return
+    # spawn: a fresh interpreter per worker, whatever threads or connections this process holds
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = deque(pool.submit(work, *job) for job in head)
+        for job in jobs:
+            if len(pending) >= workers * 2:
+                yield pending.popleft().result()
+            pending.append(pool.submit(work, *job))
+        while pending:
+            yield pending.popleft().result()
+
+
+def verify_database(engine: Engine, kept: Iterable[str] = (), kept_jwks: dict[str, Any] | None = None, *,
+                    workers: int | None = None) -> Report:
+    """``workers``: processes checking runs of entries in parallel (default: one per CPU)."""
     report = Report()
+    workers = workers if workers is not None else os.cpu_count() or 1
 
     def work() -> None:
         with session_scope(engine) as session:
@@ -105,16 +191,12 @@ def verify_database(engine: Engine, kept: Iterable[str] = (), kept_jwks: dict[st
         count = max(where.appended, (last_seq + 1) if last_seq is not None else 0)
         integrated = min(where.integrated, count)
         nodes = integrated - integrated.bit_count()
-        verifier = LogVerifier([*signed, *auditors], nodes_to_compare=nodes,
-                               stored_nodes=((i, bytes(h)) for i, h in _chunks(
-                                   engine, select(_NODES.c.id, _NODES.c.hash), _NODES.c.id, nodes)))
-        c = _ENTRIES.c
-        rows = _chunks(engine, select(c.seq, c.at, c.actor, c.action, c.purpose, c.dataset, c.decision, c.subject,
-                                      c.leaf_hash, c.body), c.seq, count)
-        for seq, at, actor, action, purpose, dataset, decision, subject, leaf, body in rows:
-            verifier.add(seq, body.encode(), bytes(leaf), {
-                "at": timestamp(at), "actor": actor, "action": action, "purpose": purpose, "dataset": dataset,
-                "decision": decision, "subject": subject})
+        verifier = LogVerifier([*signed, *auditors], nodes_to_compare=nodes, stored_nodes=_node_reader(engine, nodes))
+        url = engine.url.render_as_string(hide_password=False)
+        jobs = [(url, lo, min(count, lo + CHUNK)) for lo in range(0, count, CHUNK)]
+        here = functools.partial(_check_database_run, engine=engine)
+        for checked in _runs(_check_database_run, jobs, workers, local=here):
+            verifier.fold(checked)
         verifier.finish(claimed_count=where.appended)
         _describe(report, verifier)
         report.checked.append(f"stored tree: {verifier.nodes_compared} subtree hashes match the recomputed ones")
@@ -127,7 +209,7 @@ def verify_database(engine: Engine, kept: Iterable[str] = (), kept_jwks: dict[st
 
 def _consistency_proofs(engine: Engine, signed: list[Checkpoint]) -> int:
     ordered = sorted({c.tree_size: c for c in signed}.values(), key=lambda c: c.tree_size)
-    pairs = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if a.tree_size > 0]
+    pairs = [(a, b) for a, b in itertools.pairwise(ordered) if a.tree_size > 0]
     for start in range(0, len(pairs), 200):
         batch = pairs[start:start + 200]
         with session_scope(engine) as session:
@@ -163,22 +245,45 @@ def read_kept(lines: Iterable[str]) -> list[str]:
     return tokens
 
 
-def export_line(line: str, number: int) -> tuple[int, bytes, bytes]:
+def export_line(line: str, number: int) -> tuple[int, str, bytes]:
     """(index, entry bytes, leaf hash) of one exported line; the entry is taken verbatim where the line is the
     broker's own canonical form, else re-canonicalised."""
     match = _LINE.search(line)
     if line.startswith('{"entry":') and match is not None:
-        return int(match.group(1)), line[9:match.start()].encode(), bytes.fromhex(match.group(2))
+        return int(match.group(1)), line[9:match.start()], bytes.fromhex(match.group(2))
     try:
         served = json.loads(line)
-        return int(served["index"]), rfc8785.dumps(served["entry"]), bytes.fromhex(served["leaf_hash"])
+        return int(served["index"]), rfc8785.dumps(served["entry"]).decode(), bytes.fromhex(served["leaf_hash"])
     except (ValueError, KeyError, TypeError, rfc8785.CanonicalizationError):
         raise Inconsistent(Finding(f"line {number} of the export is not an entry {{index, leaf_hash, entry}}")) \
             from None
 
 
-def verify_export(lines: Iterable[str], jwks: dict[str, Any], kept: Iterable[str]) -> Report:
+def _check_export_run(first: int, lines: list[tuple[int, str]]) -> Checked:
+    def rows() -> Iterator[Row]:
+        for number, line in lines:
+            index, body, leaf = export_line(line, number)
+            yield index, body, leaf, None
+
+    return check_entries(first, rows())
+
+
+def verify_export(lines: Iterable[str], jwks: dict[str, Any], kept: Iterable[str], *,
+                  workers: int | None = None) -> Report:
     report = Report()
+    workers = workers if workers is not None else os.cpu_count() or 1
+
+    def jobs() -> Iterator[tuple[int, list[tuple[int, str]]]]:
+        run: list[tuple[int, str]] = []
+        first = 0
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                run.append((number, line))
+                if len(run) == CHUNK:
+                    yield first, run
+                    first, run = first + len(run), []
+        if run:
+            yield first, run
 
     def work() -> None:
         signed = _checked(((f"kept checkpoint #{n + 1}", t) for n, t in enumerate(kept)), jwks)
@@ -186,9 +291,8 @@ def verify_export(lines: Iterable[str], jwks: dict[str, Any], kept: Iterable[str
         report.checked.append(f"checkpoints: {len(signed)} kept, signatures verified against "
                               f"{len(jwks.get('keys', []))} key(s)")
         verifier = LogVerifier(signed)
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                verifier.add(*export_line(line, number))
+        for checked in _runs(_check_export_run, jobs(), workers):
+            verifier.fold(checked)
         verifier.finish()
         _describe(report, verifier)
 

@@ -30,6 +30,22 @@ def node_id(level: int, index: int) -> int:
     return (end - 1) - (end - 1).bit_count() + level - 1
 
 
+def node_key(ident: int) -> Key:
+    """The inverse of :func:`node_id`: (level, index) of the node with this id."""
+    lo, hi = 1, 2
+    while hi - hi.bit_count() <= ident:  # the first tree size with more than ``ident + 1`` nodes
+        hi *= 2
+    while lo < hi:  # the smallest size e with e - popcount(e) > ident
+        mid = (lo + hi) // 2
+        if mid - mid.bit_count() > ident:
+            hi = mid
+        else:
+            lo = mid + 1
+    end = lo
+    level = ident - ((end - 1) - (end - 1).bit_count()) + 1
+    return level, (end >> level) - 1
+
+
 def perfect_keys(lo: int, hi: int) -> list[Key]:
     """The aligned perfect subtrees whose fold (RFC 9162's split, right to left) is MTH(D[lo:hi])."""
     keys: list[Key] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from broker.audit import actions, record
 from broker.db import session_scope
 from broker.keys import ensure_signing_key
 from broker.runtime import Runtime
@@ -18,6 +19,7 @@ def upgrade_runtime(runtime: Runtime) -> None:
     upgrade_all(runtime.engine, runtime.policy)
     with session_scope(runtime.engine) as session:
         ensure_signing_key(session, runtime.secrets, runtime.clock.now())
+        record(session, actions.policy_loaded(runtime.policy, "upgrade"), runtime.clock.now())
 
 
 @app.command()

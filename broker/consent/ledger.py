@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import Select, false, func
 from sqlmodel import Session, col, select
 
+from broker.audit import AuditEvent, actions
+from broker.audit import record as record_audit
 from broker.consent.guardians import speaker_for
 from broker.consent.models import ConsentRecord, Notice
 from broker.consent.notices import ensure_notice
@@ -297,4 +299,19 @@ class ConsentLedger:
         record.evidence = evidence_of(receipt_payload(record, notice))
         self.session.add(record)
         self.session.flush()
+        # The change and its audit entry commit together or not at all.
+        record_audit(self.session, AuditEvent(
+            actor=_actor(expressed_by, pseudonym, guardian_pseudonym), action=actions.CONSENT_CHANGED,
+            purpose=purpose_id, subject=pseudonym,
+            details={"record_id": record.id, "state": state.value, "purpose_version": version, "method": method,
+                     "expressed_by": expressed_by, "previous_record_id": record.previous_id,
+                     "evidence": record.evidence}), now)
         return record
+
+
+def _actor(expressed_by: str, pseudonym: str, guardian_pseudonym: str | None) -> str:
+    if expressed_by == "guardian" and guardian_pseudonym is not None:
+        return actions.citizen(guardian_pseudonym)
+    if expressed_by == "self":
+        return actions.citizen(pseudonym)
+    return actions.CONTROLLER if expressed_by == "controller" else actions.SYSTEM

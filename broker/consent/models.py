@@ -28,7 +28,11 @@ class Notice(SQLModel, table=True):
 
 class ConsentRecord(SQLModel, table=True):
     __tablename__ = "consent_record"
-    __table_args__ = (Index("ix_consent_subject_purpose_seq", "pseudonym", "purpose_id", "seq"),)
+    __table_args__ = (
+        Index("ix_consent_subject_purpose_seq", "pseudonym", "purpose_id", "seq"),
+        # The cohort of a purpose (broker.privacy.cohort): newest record per citizen, read in index order.
+        Index("ix_consent_purpose_subject_seq", "purpose_id", "pseudonym", "seq"),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=36)

@@ -14,6 +14,8 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from broker.audit import AuditEvent, actions
+from broker.audit import record as record_audit
 from broker.db import session_scope
 from broker.errors import BrokerError, Forbidden
 from broker.identity.models import Account
@@ -82,15 +84,21 @@ class PasswordLogin:
             account = session.exec(select(Account).where(Account.email_index == index)).first()
         ok = verify_password(account.password_hash if account else None, password)
         if account is None or not ok or account.disabled_at is not None:
+            reason = "unknown-account" if account is None else "wrong-password" if not ok else "disabled"
             with session_scope(self.engine) as session:
                 self._throttle(session).record_failure(index, address)
+                # Throttled attempts (above) are refused before any check and not logged one by one: only
+                # failures that count reach the log, so the throttle also bounds what an attacker can write.
+                self._audit(session, account, actions.LOGIN_FAILED, "password", reason=reason)
             # Raised after the count is committed, so the failure stays counted.
             raise LoginFailed("The email address or the password is not right.")
         with session_scope(self.engine) as session:
             self._throttle(session).record_success(index)
             store = SessionStore(session, self.clock, self.config.timeouts)
             store.revoke(replacing)
-            return store.open(account, method="password", user_agent=user_agent), account
+            token = store.open(account, method="password", user_agent=user_agent)
+            self._audit(session, account, actions.LOGIN, "password")
+            return token, account
 
     def confirm(self, principal: Principal, password: str | None, *, address: str | None) -> None:
         """Proof that the person at the keyboard is the account holder, before an irreversible act.
@@ -114,11 +122,22 @@ class PasswordLogin:
             return
         with session_scope(self.engine) as session:
             self._throttle(session).record_failure(index, address)
+            self._audit(session, session.get(Account, principal.account_id), actions.LOGIN_FAILED, "reauthentication",
+                        reason="wrong-password")
         raise ReauthenticationFailed("The password is not right.")
 
     def logout(self, token: str | None) -> None:
         with session_scope(self.engine) as session:
             SessionStore(session, self.clock, self.config.timeouts).revoke(token)
+
+    def _audit(self, session: Session, account: Account | None, action: str, method: str,
+               reason: str | None = None) -> None:
+        """A login or failed login, by pseudonymous actor: never the email typed (an unknown one is "anonymous")."""
+        details = {"method": method} if account is None else {"method": method, "role": account.role}
+        if reason is not None:
+            details["reason"] = reason
+        actor = actions.account_actor(session, account) if account is not None else actions.ANONYMOUS
+        record_audit(session, AuditEvent(actor=actor, action=action, details=details), self.clock.now())
 
     def _throttle(self, session: Session) -> LoginThrottleService:
         return LoginThrottleService(session, self.secrets, self.clock, self.config.limits)

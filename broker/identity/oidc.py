@@ -34,6 +34,8 @@ from joserfc.errors import JoseError
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
+from broker.audit import AuditEvent, actions
+from broker.audit import record as record_audit
 from broker.db import session_scope
 from broker.errors import BrokerError
 from broker.identity.accounts import AccountService, Role
@@ -196,7 +198,10 @@ class OidcLogin:
                 raise OidcLoginFailed("This account cannot log in.")
             store = SessionStore(session, self.clock, self.timeouts)
             store.revoke(replacing)  # no session fixation: a new id at every login
-            return store.open(account, method="oidc", user_agent=user_agent)
+            token = store.open(account, method="oidc", user_agent=user_agent)
+            record_audit(session, AuditEvent(actor=actions.account_actor(session, account), action=actions.LOGIN,
+                                             details={"method": "oidc", "role": account.role}), now)
+            return token
 
     def _first_login_account(self, session: Session, claims: dict[str, Any], now: datetime) -> Account:
         email = claims.get("email")

@@ -15,11 +15,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from broker.audit import AuditEvent, actions
+from broker.audit import record as record_audit
 from broker.consent.ledger import ConsentLedger
 from broker.consent.models import ConsentRecord
 from broker.consent.receipts import sign_receipt
 from broker.consent.states import ConsentStatus
 from broker.db import session_scope
+from broker.errors import NotFound
 from broker.identity.citizens import CitizenService, Identifiers, age_on
 from broker.identity.login import LoginConfig, PasswordLogin
 from broker.identity.models import Citizen
@@ -83,7 +86,17 @@ class CitizenSelfService:
         return self._signed(record)
 
     def receipt(self, record_id: str) -> SignedRecord:
-        return self._signed(self.ledger.get_record(self.citizen, record_id))
+        try:
+            record = self.ledger.get_record(self.citizen, record_id)
+        except NotFound:
+            # A refusal is an action too: its entry is committed although the request ends in an error. The
+            # id asked for is not logged (free input, and possibly another citizen's record).
+            record_audit(self.session, AuditEvent(
+                actor=actions.citizen(self.citizen.pseudonym), action=actions.AUTHORIZATION_FAILED,
+                details={"resource": "consent-receipt", "reason": "not-found-or-not-own"}), self.clock.now())
+            self.session.commit()
+            raise
+        return self._signed(record)
 
     def export(self) -> dict[str, Any]:
         return export_citizen(self.session, self.policy, self.secrets, self.citizen, self.clock.now())
@@ -91,7 +104,13 @@ class CitizenSelfService:
     def _signed(self, record: ConsentRecord) -> SignedRecord:
         # Loaded through this session: a second connection would wait on SQLite's write lock held by this one.
         keyring = KeyRing.load(self.session, self.secrets)
-        return SignedRecord(record=record, receipt=sign_receipt(keyring, self.ledger.receipt(record)))
+        signed = SignedRecord(record=record, receipt=sign_receipt(keyring, self.ledger.receipt(record)))
+        record_audit(self.session, AuditEvent(
+            actor=actions.citizen(self.citizen.pseudonym), action=actions.RECEIPT_ISSUED, purpose=record.purpose_id,
+            subject=record.pseudonym,
+            details={"record_id": record.id, "evidence": record.evidence, "kid": keyring.current_kid}),
+            self.clock.now())
+        return signed
 
 
 class SelfErasure:

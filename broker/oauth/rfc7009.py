@@ -22,7 +22,7 @@ class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS: ClassVar[list[str]] = [CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT]
 
     def __init__(self, server: Any, find_token: Callable[[str], IssuedAccessToken | None],
-                 revoke: Callable[[str], None]) -> None:
+                 revoke: Callable[[IssuedAccessToken], None]) -> None:
         super().__init__(server)
         self._find_token = find_token
         self._revoke = revoke
@@ -31,4 +31,4 @@ class RevocationEndpoint(_RevocationEndpoint):
         return self._find_token(token_string)
 
     def revoke_token(self, token: IssuedAccessToken, request: object) -> None:
-        self._revoke(token.jti)
+        self._revoke(token)

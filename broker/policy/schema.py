@@ -8,7 +8,9 @@ validates alone.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -54,22 +56,65 @@ class Statistic(StrEnum):
 class ReturnKind(StrEnum):
     money = "money"
     voucher = "voucher"
+    service_improvement = "service_improvement"
     safety = "safety"
     common_good = "common_good"
 
 
+#: Kinds paid out in money or in kind, with an amount; the others are returns to the community.
+PAID_KINDS = frozenset({ReturnKind.money, ReturnKind.voucher})
+
+
+def _exact_decimal(value: object) -> object:
+    # A YAML float (0.05) is binary and inexact; an amount is written as a quoted decimal string ("0.05").
+    if isinstance(value, float):
+        raise ValueError("write money amounts as quoted decimal strings, e.g. \"0.05\"")
+    return value
+
+
+Money = Annotated[Decimal, PField(ge=0, max_digits=12, decimal_places=4)]
+
+
 class Return(Strict):
-    """What a citizen gets back for contributing to a purpose."""
+    """What a citizen gets back for contributing to a purpose.
+
+    ``amount`` is what the contribution ledger pays (:mod:`broker.exchange.contributions`): an exact decimal
+    per release the citizen's data contributed to, in ``currency``. ``amount_cents`` is the indicative yearly
+    figure the notices print (kept as it was, so existing notices keep their hashes).
+    """
 
     kind: ReturnKind
     description: Text
     amount_cents: int | None = PField(default=None, ge=0, description="Per year of consent, money/voucher.")
+    amount: Money | None = PField(default=None, description="Paid per release contributed to, money/voucher.")
+    currency: Literal["EUR"] = "EUR"
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        return _exact_decimal(value)
 
     @model_validator(mode="after")
     def _amount_for_money(self) -> Return:
-        if self.kind in (ReturnKind.money, ReturnKind.voucher) and self.amount_cents is None:
+        if self.kind in PAID_KINDS and self.amount_cents is None:
             raise ValueError("a money or voucher return needs amount_cents")
+        if self.kind not in PAID_KINDS and self.amount is not None:
+            raise ValueError("only a money or voucher return has an amount")
         return self
+
+
+class RunningCost(Strict):
+    """What running a purpose costs the city per year: the cost side of its cost-benefit ratio."""
+
+    amount: Money
+    currency: Literal["EUR"] = "EUR"
+    period: Literal["year"] = "year"
+    description: Text | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        return _exact_decimal(value)
 
 
 class Budget(Strict):
@@ -116,7 +161,8 @@ class Purpose(Strict):
     rights: Text = PField(description="Rights information shown with the notice.")
     datasets: list[DatasetUse] = PField(min_length=1)
     budget: Budget
-    returns: list[Return] = PField(min_length=1)
+    returns: list[Return] = PField(default_factory=list)
+    running_cost: RunningCost | None = None
     publish_open_data: bool = False
 
     @field_validator("legal_basis")
@@ -137,6 +183,9 @@ class Purpose(Strict):
             raise ValueError("a special-category purpose needs special_category_kinds, e.g. [dpv:Health]")
         if self.special_category_kinds and not self.special_category:
             raise ValueError("special_category_kinds is set but special_category is false")
+        # Issue 6: citizens are asked to give, so they are told what comes back; a public task may declare none.
+        if self.takes_consent and not self.returns:
+            raise ValueError("a purpose based on consent must declare at least one return")
         return self
 
     @property
@@ -159,6 +208,20 @@ class FieldType(StrEnum):
     timestamp = "timestamp"
 
 
+class Contribution(StrEnum):
+    """What one citizen contributes to a statistic of a numeric field: the mean or the sum of their own
+    records in the query's window. Either way it is then clamped to the field's [lower, upper], so for
+    ``sum`` the bounds are those of a citizen's total, not of one record."""
+
+    mean = "mean"
+    sum = "sum"
+
+
+#: Quantile candidates when a numeric field declares none: this many evenly spaced steps of [lower, upper].
+DEFAULT_QUANTILE_STEPS = 100
+MAX_QUANTILE_CANDIDATES = 1000
+
+
 class Field(Strict):
     """One column of a dataset.
 
@@ -175,6 +238,13 @@ class Field(Strict):
     upper: float | None = None
     categories: list[str] | None = None
     domain: str | None = PField(default=None, description="Name of a broker-wide domain, e.g. districts.")
+    contribution: Contribution | None = PField(
+        default=None, description="Numeric fields: each citizen contributes the mean (default) or the sum of "
+                                  "their records in the window, clamped to [lower, upper].")
+    quantile_candidates: list[float] | None = PField(
+        default=None, max_length=MAX_QUANTILE_CANDIDATES,
+        description="Numeric fields: the values a DP quantile may answer, increasing, within [lower, upper]; "
+                    f"default {DEFAULT_QUANTILE_STEPS} even steps of the bounds.")
 
     @model_validator(mode="after")
     def _shape(self) -> Field:
@@ -188,12 +258,49 @@ class Field(Strict):
                 raise ValueError("a numeric field takes no categories or domain")
             if self.type is FieldType.integer and self.scale:
                 raise ValueError("an integer field has scale 0")
-        elif self.type is FieldType.category:
-            if bool(self.categories) == bool(self.domain):
-                raise ValueError("a category field needs exactly one of categories or domain")
-            if self.lower is not None or self.upper is not None:
-                raise ValueError("a category field takes no bounds")
+            self._check_candidates()
+        else:
+            if self.contribution is not None or self.quantile_candidates is not None:
+                raise ValueError("only a numeric field takes contribution or quantile_candidates")
+            if self.type is FieldType.category:
+                if bool(self.categories) == bool(self.domain):
+                    raise ValueError("a category field needs exactly one of categories or domain")
+                if self.lower is not None or self.upper is not None:
+                    raise ValueError("a category field takes no bounds")
         return self
+
+    def _check_candidates(self) -> None:
+        candidates = self.quantile_candidates
+        if candidates is None:
+            return
+        if not candidates:
+            raise ValueError("quantile_candidates is empty")
+        fixed = [self.to_fixed(c) for c in candidates]
+        if any(self.from_fixed(f) != c for f, c in zip(fixed, candidates, strict=True)):
+            raise ValueError(f"quantile_candidates need at most {self.scale} decimal places")
+        if any(b <= a for a, b in pairwise(fixed)):
+            raise ValueError("quantile_candidates must be strictly increasing")
+        low, high = self.fixed_bounds()
+        if fixed[0] < low or fixed[-1] > high:
+            raise ValueError("quantile_candidates must lie within [lower, upper]")
+
+    @property
+    def per_citizen(self) -> Contribution:
+        return self.contribution or Contribution.mean
+
+    def fixed_bounds(self) -> tuple[int, int]:
+        """[lower, upper] in the stored fixed-point units; each citizen's contribution is clamped to them."""
+        if self.lower is None or self.upper is None:
+            raise ValueError(f"field {self.name} has no bounds")
+        return self.to_fixed(self.lower), self.to_fixed(self.upper)
+
+    def fixed_candidates(self) -> list[int]:
+        """Quantile candidates in fixed-point units: the declared ones, or an even grid of the bounds."""
+        if self.quantile_candidates is not None:
+            return [self.to_fixed(c) for c in self.quantile_candidates]
+        low, high = self.fixed_bounds()
+        grid = {low + (high - low) * i // DEFAULT_QUANTILE_STEPS for i in range(DEFAULT_QUANTILE_STEPS + 1)}
+        return sorted(grid)
 
     def to_fixed(self, value: float) -> int:
         return round(value * 10**self.scale)
@@ -292,3 +399,9 @@ class Policy(Strict):
 
     def minimum_age(self, purpose: Purpose) -> int:
         return purpose.minimum_age if purpose.minimum_age is not None else self.broker.default_minimum_age
+
+    def categories(self, field: Field) -> list[str]:
+        """The full declared value list of a category field: its own categories or its named domain."""
+        if field.categories:
+            return list(field.categories)
+        return list(self.broker.domains.get(field.domain or "", []))

@@ -76,6 +76,16 @@ def upgrade() -> None:
     sa.Column('moment_us', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    op.create_table('budget_account',
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('dataset_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('service_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('cap_micro', sa.BigInteger(), nullable=False),
+    sa.Column('spent_micro', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('purpose_id', 'dataset_id', 'period', 'service_id')
+    )
     op.create_table('citizen',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -94,6 +104,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('email_index')
     )
     with op.batch_alter_table('citizen', schema=None) as batch_op:
+        batch_op.create_index('ix_citizen_privacy_cap', ['privacy_cap'], unique=False)
         batch_op.create_index(batch_op.f('ix_citizen_pseudonym'), ['pseudonym'], unique=True)
 
     op.create_table('login_throttle',
@@ -145,6 +156,56 @@ def upgrade() -> None:
     with op.batch_alter_table('oidc_login_state', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_oidc_login_state_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('outcome_report',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('service_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('value', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('baseline', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('period_end', sa.Date(), nullable=False),
+    sa.Column('evidence_url', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('domain', sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
+    sa.Column('reported_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('audit_index', sa.Integer(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outcome_report', schema=None) as batch_op:
+        batch_op.create_index('ix_outcome_report_purpose', ['purpose_id', 'period_end'], unique=False)
+
+    op.create_table('privacy_counter',
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('dataset_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('epsilon_micro', sa.BigInteger(), nullable=False),
+    sa.Column('releases', sa.BigInteger(), nullable=False),
+    sa.Column('last_released_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('purpose_id', 'dataset_id')
+    )
+    op.create_table('privacy_release',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('cache_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('service_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('purpose_version', sa.Integer(), nullable=False),
+    sa.Column('dataset_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('spec', sa.Text(), nullable=False),
+    sa.Column('epsilon_micro', sa.BigInteger(), nullable=False),
+    sa.Column('results', sa.Text(), nullable=False),
+    sa.Column('cohort_size', sa.Integer(), nullable=False),
+    sa.Column('audit_index', sa.Integer(), nullable=False),
+    sa.Column('released_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('counter_epsilon_micro', sa.BigInteger(), nullable=False),
+    sa.Column('counter_releases', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('cache_key')
+    )
+    with op.batch_alter_table('privacy_release', schema=None) as batch_op:
+        batch_op.create_index('ix_privacy_release_counter', ['purpose_id', 'dataset_id', 'released_at', 'counter_epsilon_micro'], unique=False)
+
     op.create_table('signing_key',
     sa.Column('kid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -193,6 +254,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('id')
     )
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_purpose_subject_seq', ['purpose_id', 'pseudonym', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
         batch_op.create_index('ix_consent_subject_purpose_seq', ['pseudonym', 'purpose_id', 'seq'], unique=False)
 
@@ -271,6 +333,7 @@ def downgrade() -> None:
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_subject_purpose_seq')
         batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
+        batch_op.drop_index('ix_consent_purpose_subject_seq')
 
     op.drop_table('consent_record')
     with op.batch_alter_table('account', schema=None) as batch_op:
@@ -278,6 +341,15 @@ def downgrade() -> None:
 
     op.drop_table('account')
     op.drop_table('signing_key')
+    with op.batch_alter_table('privacy_release', schema=None) as batch_op:
+        batch_op.drop_index('ix_privacy_release_counter')
+
+    op.drop_table('privacy_release')
+    op.drop_table('privacy_counter')
+    with op.batch_alter_table('outcome_report', schema=None) as batch_op:
+        batch_op.drop_index('ix_outcome_report_purpose')
+
+    op.drop_table('outcome_report')
     with op.batch_alter_table('oidc_login_state', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oidc_login_state_expires_at'))
 
@@ -297,8 +369,10 @@ def downgrade() -> None:
     op.drop_table('login_throttle')
     with op.batch_alter_table('citizen', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_citizen_pseudonym'))
+        batch_op.drop_index('ix_citizen_privacy_cap')
 
     op.drop_table('citizen')
+    op.drop_table('budget_account')
     op.drop_table('audit_state')
     op.drop_table('audit_node')
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:

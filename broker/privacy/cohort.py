@@ -1,0 +1,72 @@
+"""The cohort of a query: the citizens whose records may contribute to it, as one SQL ``SELECT pseudonym``.
+
+* A purpose based on consent counts the citizens whose consent counts now: the ledger's own statement
+  (:meth:`broker.consent.ledger.ConsentLedger.valid_consent_pseudonyms`: newest record of the pair ``given``,
+  for the current version, still valid, citizen neither restricted nor erased). Two of the ledger's write-time
+  rules are checked again here, at read time, because a record may come from a bulk import or from before a
+  rule changed, and a predicate costs nothing: under the purpose's minimum age only a consent given through a
+  guardian counts (Art 8), and a special-category purpose counts only explicit consents (Art 9(2)(a)).
+* A purpose on another legal basis (e.g. a public task, Art 6(1)(e)) is never served through consent: its
+  cohort is every citizen neither erased nor restricted (Art 18 restricts all processing, whatever the basis).
+* Either way, citizens over their personal cap drop out (:mod:`broker.privacy.caps`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, false, or_, select
+from sqlmodel import Session, col
+
+from broker.consent.ledger import ConsentLedger
+from broker.consent.models import ConsentRecord
+from broker.identity.models import Citizen
+from broker.keys import Secrets
+from broker.policy.schema import Policy, Purpose
+from broker.privacy.caps import PersonalCaps
+from broker.timeutil import FixedClock, as_utc
+
+
+def born_on_or_before(today: date, years: int) -> date:
+    """The latest birth date of someone at least ``years`` old on ``today`` (29 February → 28th)."""
+    year = today.year - years
+    try:
+        return today.replace(year=year)
+    except ValueError:
+        return today.replace(year=year, day=28)
+
+
+class Cohorts:
+    def __init__(self, session: Session, policy: Policy, secrets: Secrets) -> None:
+        self.session = session
+        self.policy = policy
+        self.secrets = secrets
+
+    def select(self, purpose: Purpose, at: datetime, epsilon_micro: int) -> Select:
+        """``SELECT pseudonym`` of the cohort at ``at`` for a release of ``epsilon_micro``."""
+        base, pseudonym = self.before_caps(purpose, at)
+        over = PersonalCaps(self.session, self.policy).over_cap(base, pseudonym, at, epsilon_micro)
+        return base if over is None else base.where(pseudonym.not_in(over))
+
+    def before_caps(self, purpose: Purpose, at: datetime) -> tuple[Select, Any]:
+        """The cohort before personal caps, and its pseudonym column."""
+        if not purpose.takes_consent:
+            stmt = select(col(Citizen.pseudonym)).where(col(Citizen.restricted_at).is_(None),
+                                                        col(Citizen.erased_at).is_(None))
+            if purpose.status != "active":
+                stmt = stmt.where(false())
+            return stmt, col(Citizen.pseudonym)
+        ledger = ConsentLedger(self.session, self.policy, self.secrets, FixedClock(as_utc(at)))
+        # The ledger joins the newest record back by seq alone; naming the purpose again lets the planner read
+        # only that purpose's records (PostgreSQL otherwise hashes the whole table).
+        stmt = ledger.valid_consent_pseudonyms(purpose, at).where(ConsentRecord.purpose_id == purpose.id)
+        minimum = self.policy.minimum_age(purpose)
+        old_enough = [col(Citizen.birth_date) <= born_on_or_before(as_utc(at).date(), minimum)]
+        if minimum <= self.policy.broker.default_minimum_age:
+            # An unknown birth date passes where the portal's own age floor already covers it (see guardians).
+            old_enough.append(col(Citizen.birth_date).is_(None))
+        stmt = stmt.where(or_(col(ConsentRecord.guardian_pseudonym).is_not(None), *old_enough))
+        if purpose.special_category:
+            stmt = stmt.where(ConsentRecord.consent_type == "explicit")
+        return stmt, col(ConsentRecord.pseudonym)
