@@ -118,7 +118,7 @@ class AuditLog:
 
     def keys(self) -> dict[str, Any]:
         """Every signing key the broker ever had, retired ones included (public halves only): checkpoints
-        outlive the keys that signed them, and /.well-known/jwks.json lists only the keys in force."""
+        outlive the keys that signed them, and an auditor verifying years of them offline needs every one."""
         with session_scope(self.reader) as session:
             rows = session.exec(select(SigningKey).order_by(col(SigningKey.created_at))).all()
             return {"keys": [json.loads(row.public_jwk) for row in rows]}

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, select
 from broker.audit import checkpoints, rfc9162
 from broker.audit.checkpoints import Checkpoint, CheckpointInvalid, read_checkpoint
 from broker.audit.integrator import positions
-from broker.audit.models import AuditEntry, AuditNode
+from broker.audit.models import AuditEntry
 from broker.audit.tree import StoredTree
 from broker.audit.verify import (
     Checked,
@@ -46,9 +46,8 @@ from broker.db import make_engine, session_scope
 from broker.keymodels import SigningKey
 from broker.keys import SignatureInvalid
 
-CHUNK = 20_000
+CHUNK = 20_000  # entries per run: one read, checked by one worker process
 _ENTRIES = AuditEntry.__table__
-_NODES = AuditNode.__table__
 _LINE = re.compile(r',"index":(\d+),"leaf_hash":"([0-9a-f]{64})"}\s*$')
 
 

@@ -30,8 +30,10 @@ class ConsentRecord(SQLModel, table=True):
     __tablename__ = "consent_record"
     __table_args__ = (
         Index("ix_consent_subject_purpose_seq", "pseudonym", "purpose_id", "seq"),
-        # The cohort of a purpose (broker.privacy.cohort): newest record per citizen, read in index order.
-        Index("ix_consent_purpose_subject_seq", "purpose_id", "pseudonym", "seq"),
+        # The cohort of a purpose (broker.privacy.cohort): the newest record per citizen read in index order,
+        # and on PostgreSQL the columns the cohort tests, so that no table row is read (index-only scans).
+        Index("ix_consent_purpose_subject_seq", "purpose_id", "pseudonym", "seq",
+              postgresql_include=["state", "purpose_version", "valid_until", "guardian_pseudonym", "consent_type"]),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -78,6 +78,11 @@ class Release(SQLModel, table=True):
     counter_releases: int = Field(sa_column=_micro())
 
 
-# The personal-cap check asks "does anyone have a cap below this?" on every query; this index answers it
-# without reading the citizen table (see broker.privacy.caps). It lives here because only that check needs it.
-citizen_privacy_cap_index = Index("ix_citizen_privacy_cap", Citizen.__table__.c.privacy_cap)  # type: ignore[attr-defined]
+# Two indexes on the citizen table serve privacy's per-query reads, which is why they are declared here:
+# * the personal-cap shortcut asks for the smallest cap of anyone on every query (broker.privacy.caps);
+# * the cohort checks every member's restriction, erasure and birth date: from this index, rather than from the
+#   wide citizen rows with their sealed identifiers (about 4x less to read at a million citizens).
+_citizen = Citizen.__table__  # type: ignore[attr-defined]
+citizen_privacy_cap_index = Index("ix_citizen_privacy_cap", _citizen.c.privacy_cap)
+citizen_cohort_index = Index("ix_citizen_cohort", _citizen.c.pseudonym, _citizen.c.restricted_at,
+                             _citizen.c.erased_at, _citizen.c.birth_date)

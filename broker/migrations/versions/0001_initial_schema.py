@@ -104,6 +104,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('email_index')
     )
     with op.batch_alter_table('citizen', schema=None) as batch_op:
+        batch_op.create_index('ix_citizen_cohort', ['pseudonym', 'restricted_at', 'erased_at', 'birth_date'], unique=False)
         batch_op.create_index('ix_citizen_privacy_cap', ['privacy_cap'], unique=False)
         batch_op.create_index(batch_op.f('ix_citizen_pseudonym'), ['pseudonym'], unique=True)
 
@@ -254,7 +255,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('id')
     )
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
-        batch_op.create_index('ix_consent_purpose_subject_seq', ['purpose_id', 'pseudonym', 'seq'], unique=False)
+        batch_op.create_index('ix_consent_purpose_subject_seq', ['purpose_id', 'pseudonym', 'seq'], unique=False, postgresql_include=['state', 'purpose_version', 'valid_until', 'guardian_pseudonym', 'consent_type'])
         batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
         batch_op.create_index('ix_consent_subject_purpose_seq', ['pseudonym', 'purpose_id', 'seq'], unique=False)
 
@@ -333,7 +334,7 @@ def downgrade() -> None:
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_subject_purpose_seq')
         batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
-        batch_op.drop_index('ix_consent_purpose_subject_seq')
+        batch_op.drop_index('ix_consent_purpose_subject_seq', postgresql_include=['state', 'purpose_version', 'valid_until', 'guardian_pseudonym', 'consent_type'])
 
     op.drop_table('consent_record')
     with op.batch_alter_table('account', schema=None) as batch_op:
@@ -370,6 +371,7 @@ def downgrade() -> None:
     with op.batch_alter_table('citizen', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_citizen_pseudonym'))
         batch_op.drop_index('ix_citizen_privacy_cap')
+        batch_op.drop_index('ix_citizen_cohort')
 
     op.drop_table('citizen')
     op.drop_table('budget_account')
