@@ -6,10 +6,10 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from broker.consent.ledger import ConsentLedger
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Engine, func, insert, select
 
+from broker.consent.ledger import ConsentLedger
 from broker.db import session_scope
 from broker.identity.accounts import AccountService, Role
 from broker.identity.citizens import CitizenErased, CitizenService
