@@ -79,9 +79,10 @@ class CitizenSelfService:
     def consents(self) -> list[ConsentStatus]:
         return self.ledger.overview(self.citizen)
 
-    def set_consent(self, purpose_id: str, state: str, *, explicit: bool, language: str | None) -> SignedRecord:
+    def set_consent(self, purpose_id: str, state: str, *, explicit: bool, language: str | None,
+                    method: str = "api") -> SignedRecord:
         # "api": collected through the JSON API with the portal session (the portal's own forms say "portal").
-        record = self.ledger.set_state(self.citizen, purpose_id, state, explicit=explicit, method="api",
+        record = self.ledger.set_state(self.citizen, purpose_id, state, explicit=explicit, method=method,
                                        language=language)
         return self._signed(record)
 

@@ -8,7 +8,7 @@ validates alone.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Literal
@@ -302,8 +302,10 @@ class Field(Strict):
         grid = {low + (high - low) * i // DEFAULT_QUANTILE_STEPS for i in range(DEFAULT_QUANTILE_STEPS + 1)}
         return sorted(grid)
 
-    def to_fixed(self, value: float) -> int:
-        return round(value * 10**self.scale)
+    def to_fixed(self, value: float | Decimal) -> int:
+        """The fixed-point integer of a value, computed on its decimal text rather than in float arithmetic,
+        where ``round(1.005 * 100)`` gives 100 although the value written is 100.5 hundredths."""
+        return int(Decimal(str(value)).scaleb(self.scale).to_integral_value(ROUND_HALF_EVEN))
 
     def from_fixed(self, value: int) -> float:
         return value / 10**self.scale

@@ -94,7 +94,8 @@ def answer(request: Request, purpose_id: PurposeId, runtime: RuntimeDep,
         if state not in ("given", "refused", "withdrawn", "paused"):
             return back("/purposes", error="invalid")
         try:
-            service.set_consent(purpose_id, state, explicit=explicit == "yes", language=visit.lang)
+            service.set_consent(purpose_id, state, explicit=explicit == "yes", language=visit.lang,
+                                method="portal")
         except BrokerError as refused:
             service.session.rollback()
             code = REFUSALS.get(str(refused.extra.get("rule", "")), "refused")
@@ -207,7 +208,8 @@ def pause_all(request: Request, runtime: RuntimeDep) -> Response:
                                        and s.reason in (None, NotCounting.purpose_not_active,
                                                         NotCounting.restricted)]
         for status in givens:
-            service.set_consent(status.purpose_id, ConsentState.paused.value, explicit=False, language=None)
+            service.set_consent(status.purpose_id, ConsentState.paused.value, explicit=False, language=None,
+                                method="portal")
         service.session.commit()
         return back("/my-data", done="paused")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 from fastapi.testclient import TestClient
@@ -56,6 +58,8 @@ def test_a_citizen_gives_then_withdraws_and_the_receipts_show_both(client: TestC
     record_id = re.search(r'href="/receipts/([0-9a-f-]{36})"', receipts).group(1)
     jws = client.get(f"/receipts/{record_id}/receipt.jws")
     assert jws.status_code == 200 and jws.text.count(".") == 2
+    payload = json.loads(base64.urlsafe_b64decode(jws.text.split(".")[1] + "=="))
+    assert payload["collection_method"] == "portal"  # the portal's own form, not the JSON API
 
 
 def test_special_categories_need_the_explicit_box(client: TestClient, citizen: Person) -> None:
