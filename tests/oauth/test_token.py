@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from tests.oauth.support import (
     hs256_with_public_key,
     request_token,
 )
+from tests.support import aio
 
 
 class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
@@ -75,7 +75,7 @@ def test_authlib_client_gets_a_token_with_private_key_jwt_and_uses_it(
             token = await oauth.fetch_token(TOKEN_URL, grant_type="client_credentials")
             return token, await oauth.get(ISSUER + "/v1/client")
 
-    token, response = asyncio.run(scenario())
+    token, response = aio.run(scenario())
     assert token["token_type"] == "Bearer" and token["expires_in"] == ACCESS_TOKEN_LIFETIME
     assert token["scope"] == purpose_scope(purposes[0])
     assert response.status_code == 200, response.text
@@ -93,7 +93,7 @@ def test_authlib_client_gets_a_token_with_client_secret_basic(app: FastAPI,
             token = await oauth.fetch_token(TOKEN_URL, grant_type="client_credentials")
             return token, await oauth.get(ISSUER + "/v1/client")
 
-    token, response = asyncio.run(scenario())
+    token, response = aio.run(scenario())
     assert token["access_token"] and response.status_code == 200
     assert response.json()["client_id"] == BASIC_SERVICE
 
