@@ -234,8 +234,9 @@ def decide(request: QuerySpec, requester: Requester, policy: Policy, state: Budg
     if ceiling is None or request.epsilon_micro > ceiling:
         allowed = "nothing" if ceiling is None else f"ε {from_micro(ceiling)}"
         deny(Reason.epsilon_above_token_ceiling, f"the access token allows {allowed} on {request.dataset}")
-    # An identical release already paid for answers at no cost, so the budget only matters for a fresh one.
-    if not state.cached and request.epsilon_micro > state.remaining_micro:
+    # An identical release already paid for answers at no cost, so the budget only matters for a fresh one;
+    # a dataset outside the purpose has no account to speak of.
+    if use is not None and not state.cached and request.epsilon_micro > state.remaining_micro:
         deny(Reason.budget_exhausted, f"ε {from_micro(request.epsilon_micro)} asked, "
                                       f"{from_micro(max(state.remaining_micro, 0))} left this period")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Select, exists, false, or_, select
 from sqlmodel import Session, col
 
 from broker.consent.ledger import ConsentLedger
@@ -47,7 +47,13 @@ class Cohorts:
         """``SELECT pseudonym`` of the cohort at ``at`` for a release of ``epsilon_micro``."""
         base, pseudonym = self.before_caps(purpose, at)
         over = PersonalCaps(self.session, self.policy).over_cap(base, pseudonym, at, epsilon_micro)
-        return base if over is None else base.where(pseudonym.not_in(over))
+        if over is None:
+            return base
+        if self.session.get_bind().dialect.name == "postgresql":
+            # An anti-join: PostgreSQL runs NOT IN over a large subquery row by row once it outgrows work_mem.
+            excluded = over.subquery("over_cap")
+            return base.where(~exists().where(excluded.c.pseudonym == pseudonym))
+        return base.where(pseudonym.not_in(over))  # SQLite builds one ephemeral index for NOT IN
 
     def before_caps(self, purpose: Purpose, at: datetime) -> tuple[Select, Any]:
         """The cohort before personal caps, and its pseudonym column."""

@@ -10,6 +10,10 @@ period) is answered from the stored release, whoever asks, so repeating a query 
 gains nothing. Two identical queries racing on PostgreSQL serialise on the shared account's row lock; the
 second then finds the first's release, gives its charge back within its own transaction (nothing was drawn)
 and answers from it. The unique ``cache_key`` is the last line of defence.
+
+Everything happens in one transaction, so on PostgreSQL the shared account's row stays locked while the
+aggregate runs: fresh releases of one (purpose, dataset) are serialised, which is what makes the budget exact;
+other purposes and datasets proceed in parallel. (SQLite serialises every writer anyway.)
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class QueryService:
             state = BudgetState(accounts.shared.remaining_micro, accounts.service.remaining_micro,
                                 cached=stored is not None)
         else:
-            state = BudgetState(0, 0)  # decide() refuses before the budget matters
+            state = BudgetState(0, 0)  # no account: decide() refuses for the purpose or the dataset
         decision = decide(spec, requester, self.policy, state)
         if not decision.allowed or decision.obligations is None or purpose is None:
             return self._refuse(spec, requester, decision, now, state.remaining_micro)
@@ -134,7 +138,8 @@ class QueryService:
         counter = Counters(self.session).advance(purpose.id, spec.dataset, spec.epsilon_micro, now)
         query_id = str(uuid.uuid4())
         audit_index = self._audit(spec, requester, "allow", [], spec.epsilon_micro, now, query_id=query_id,
-                                  results=results, cached=False)
+                                  results=results, cached=False,
+                                  budget=self._budget_details(purpose, spec, now, spec.epsilon_micro, accounts))
         self.session.add(Release(
             id=query_id, cache_key=cache_key, service_id=requester.service_id, purpose_id=purpose.id,
             purpose_version=purpose.version, dataset_id=spec.dataset, period=period_key(purpose.budget.period, now),
@@ -149,8 +154,10 @@ class QueryService:
     def _from_store(self, spec: QuerySpec, requester: Requester, stored: Release, remaining: int,
                     now: datetime) -> QueryOutcome:
         results = json.loads(stored.results)
+        purpose = self.policy.purpose(spec.purpose)
+        budget = self._budget_details(purpose, spec, now, 0, None) if purpose is not None else {}
         audit_index = self._audit(spec, requester, "allow", [], 0, now, query_id=stored.id, results=results,
-                                  cached=True)
+                                  cached=True, budget=budget)
         return QueryOutcome(answer=Answer(query_id=stored.id, results=results, epsilon_charged_micro=0,
                                           budget_remaining_micro=remaining, audit_index=audit_index, cached=True))
 
@@ -165,13 +172,33 @@ class QueryService:
         return QueryOutcome(refusal=QueryDenied(detail, reasons=reasons, audit_index=audit_index))
 
     # -- internals ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _budget_details(purpose: Purpose, spec: QuerySpec, now: datetime, charged_micro: int,
+                        accounts: Accounts | None) -> dict[str, Any]:
+        """What an allowed query's audit entry carries so that ``audit verify`` can replay every budget
+        account offline: the period, the caps in force, the ε charged and, after a charge, what is spent."""
+        budget = purpose.budget
+        details: dict[str, Any] = {
+            "period": period_key(budget.period, now),
+            "caps": {"per_query": budget.per_query_epsilon, "per_service": budget.per_service_epsilon,
+                     "total": budget.total_epsilon},
+            "epsilon_charged": from_micro(charged_micro),
+            "statistic": spec.statistic,
+            "purpose_version": purpose.version,
+        }
+        if accounts is not None:
+            details["spent"] = {"service": from_micro(accounts.service.spent_micro),
+                                "total": from_micro(accounts.shared.spent_micro)}
+        return details
+
     def _stored(self, cache_key: str) -> Release | None:
         return self.session.exec(select(Release).where(Release.cache_key == cache_key)).first()
 
     def _audit(self, spec: QuerySpec, requester: Requester, decision: str, reasons: list[str],
                epsilon_micro: int | None, now: datetime, *, query_id: str | None = None,
-               results: list[dict[str, Any]] | None = None, cached: bool = False) -> int:
-        details: dict[str, Any] = {"query_id": query_id, "cached": cached} if query_id else {}
+               results: list[dict[str, Any]] | None = None, cached: bool = False,
+               budget: dict[str, Any] | None = None) -> int:
+        details: dict[str, Any] = {"query_id": query_id, "cached": cached, **(budget or {})} if query_id else {}
         return record(self.session, AuditEvent(
             actor=f"service:{requester.service_id}", action=ACTION, purpose=spec.purpose, dataset=spec.dataset,
             decision=decision, reasons=reasons,

@@ -159,3 +159,24 @@ def test_budgets_list_the_services_accounts(api: TestClient, token: str, city: C
     air = after[(AIR, AIR_DATA)]
     assert air["service_account"] == {"cap": 3.0, "spent": 0.25, "remaining": 2.75}
     assert air["purpose_account"] == {"cap": 4.0, "spent": 0.25, "remaining": 3.75}
+
+
+def test_audit_verify_replays_the_budget_of_real_queries(api: TestClient, token: str, city: City,
+                                                        runtime: Runtime) -> None:
+    from broker.audit.integrator import integrate
+    from broker.audit.sources import verify_database
+
+    assert api.post("/v1/queries", json=body(), headers=bearer(token)).status_code == 200
+    assert api.post("/v1/queries", json=body(), headers=bearer(token)).json()["cached"] is True
+    assert api.post("/v1/queries", json=body(epsilon=0.5), headers=bearer(token)).status_code == 200
+    assert api.post("/v1/queries", json=body(epsilon=5), headers=bearer(token)).status_code == 403
+    with session_scope(runtime.engine) as session:
+        allowed = [json.loads(e.body) for e in session.exec(
+            select(AuditEntry).where(AuditEntry.action == "query", AuditEntry.decision == "allow")
+            .order_by(AuditEntry.seq))]
+    assert [a["details"]["epsilon_charged"] for a in allowed] == [0.25, 0, 0.5]
+    assert allowed[-1]["details"]["spent"]["service"] == 0.75
+    integrate(runtime.engine, runtime.secrets, runtime.clock)
+    report = verify_database(runtime.engine, workers=1)
+    assert report.ok, report.finding
+    assert any("budget" in line for line in report.checked), report.checked

@@ -115,6 +115,11 @@ def test_a_purpose_not_held_stops_there(policy: Policy) -> None:
     assert reasons(query(), client(purposes=()), shipped=policy) == [Reason.purpose_not_held]
 
 
+def test_a_dataset_outside_the_purpose_has_no_budget_to_exhaust(policy: Policy) -> None:
+    assert reasons(query(dataset="trips", measure="distance_km"), state=BudgetState(0, 0), shipped=policy) == \
+        [Reason.dataset_not_in_purpose]
+
+
 def test_every_reason_has_both_texts_and_a_problem_entry(policy: Policy) -> None:
     assert set(REASON_TEXTS) == set(Reason)
     denial = decide(query(epsilon_micro=600_000), client(), policy, PLENTY).denials[0]

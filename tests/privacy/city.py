@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlmodel import Session
 
 from broker.consent.ledger import ConsentLedger
 from broker.consent.models import ConsentRecord
@@ -135,6 +134,3 @@ class City:
     def ask(self, query: QuerySpec, who: Requester | None = None) -> QueryOutcome:
         with session_scope(self.engine) as session:
             return QueryService(session, self.policy, self.secrets, self.clock).answer(query, who or requester())
-
-    def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)

@@ -97,3 +97,21 @@ def test_counters_advance_once_per_release_in_order(city: City, engine: Engine, 
         # A worker whose clock lags cannot count a release before one already counted.
         late = counters.advance(AIR, AIR_DATA, 1, clock.now() - timedelta(hours=1))
         assert late.released_at == value.released_at and late.epsilon_micro == 400_001
+
+
+def test_when_the_default_cap_binds_every_member_is_checked(engine: Engine, policy: Policy, clock: FixedClock,
+                                                            city: City) -> None:
+    strict = policy.model_copy(update={"broker": policy.broker.model_copy(update={"citizen_privacy_cap": 0.25})})
+    town = City(engine, strict, city.secrets, clock)
+    early = town.consenting(2)
+    for person in early:
+        town.records(person, AIR_DATA, town.reading(10))
+    assert town.ask(fresh(town, clock, 0, 0.2)).answer is not None
+    clock.advance(minutes=1)
+    late = town.consenting(1)[0]
+    town.records(late, AIR_DATA, town.reading(EXTREME))
+    generous = town.consenting(1, cap=5.0)[0]
+    town.records(generous, AIR_DATA, town.reading(EXTREME))
+    # The two early members spent 0.2 of the default 0.25; the late one nothing; the generous one has room.
+    totals = town.totals(fresh(town, clock, 1, 0.1))
+    assert totals.counts == [2] and totals.sums == [2 * 15_000]
