@@ -23,12 +23,14 @@ from sqlalchemy.engine import make_url
 
 from broker.app import create_app
 from broker.db import make_engine, session_scope
+from broker.identity.accounts import Role
 from broker.keys import KeyRing, Secrets, ensure_signing_key
 from broker.policy import Policy, load_policy
 from broker.runtime import Runtime
 from broker.schema import upgrade_all
 from broker.settings import Settings
 from broker.timeutil import FixedClock
+from tests.support.people import Person, make_citizen, make_staff
 from tests.support.pgcluster import PgCluster, find_pg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,3 +159,25 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime), base_url="http://127.0.0.1:8000",
                     client=("127.0.0.1", 50000)) as client:
         yield client
+
+
+# -- people with portal accounts (tests/support/people.py) -------------------------------------------------
+
+@pytest.fixture
+def citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
+    return make_citizen(engine, secrets, clock)
+
+
+@pytest.fixture
+def other_citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
+    return make_citizen(engine, secrets, clock)
+
+
+@pytest.fixture
+def auditor(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
+    return make_staff(engine, secrets, clock, Role.auditor)
+
+
+@pytest.fixture
+def admin(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
+    return make_staff(engine, secrets, clock, Role.admin)

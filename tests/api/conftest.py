@@ -11,32 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine
 
 from broker.app import create_app
-from broker.identity.accounts import Role
-from broker.keys import Secrets
 from broker.runtime import Runtime
-from broker.timeutil import FixedClock
 from tests.support.oidc_provider import OidcTestProvider
-from tests.support.people import Person, make_citizen, make_staff
 
 AppFactory = Callable[..., AbstractContextManager[TestClient]]
 
 
-@pytest.fixture
-def citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_citizen(engine, secrets, clock)
 
-
-@pytest.fixture
-def other_citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_citizen(engine, secrets, clock)
-
-
-@pytest.fixture
-def auditor(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_staff(engine, secrets, clock, Role.auditor)
 
 
 @pytest.fixture

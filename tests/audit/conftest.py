@@ -16,13 +16,11 @@ from broker.audit import AuditEvent, record
 from broker.audit.entries import EntryFilter, stream
 from broker.audit.integrator import integrate
 from broker.db import session_scope
-from broker.identity.accounts import Role
 from broker.keys import KeyRing, Secrets
 from broker.oauth.registration import ClientRegistry
 from broker.runtime import Runtime
 from broker.timeutil import FixedClock
 from tests.oauth.support import ISSUER, LOOPBACK
-from tests.support.people import Person, make_citizen, make_staff
 
 Append = Callable[..., list[int]]
 
@@ -73,24 +71,8 @@ def app_client(runtime: Runtime) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_citizen(engine, secrets, clock)
 
 
-@pytest.fixture
-def other_citizen(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_citizen(engine, secrets, clock)
-
-
-@pytest.fixture
-def auditor(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_staff(engine, secrets, clock, Role.auditor)
-
-
-@pytest.fixture
-def admin(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
-    return make_staff(engine, secrets, clock, Role.admin)
 
 
 @pytest.fixture(scope="session")
