@@ -94,7 +94,7 @@ def run_once(citizens: int, records_per_citizen: float, seed: int, workdir: Path
     engine = make_engine(f"sqlite:///{bare_db}")
     upgrade_all(engine, runtime.policy)
     engine.dispose()
-    bare_s = _bare_copy(source, bare_db, ["citizen", "consent_record", *vault])
+    bare_s = _bare_copy(source, bare_db, ["citizen", "guardianship", "consent_record", *vault])
 
     with sqlite3.connect(source) as conn:
         def count(table: str) -> int:

@@ -9,7 +9,21 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from broker import __version__, logs
-from broker.api import audit, benefits, catalog, ingest, login, me, oauth, open_data, outcomes, problems, queries, value
+from broker.api import (
+    audit,
+    benefits,
+    catalog,
+    ingest,
+    login,
+    me,
+    oauth,
+    open_data,
+    outcomes,
+    problems,
+    queries,
+    value,
+    wards,
+)
 from broker.api.accesslog import AccessLogMiddleware
 from broker.api.csrf import CsrfMiddleware
 from broker.api.portal import SESSION_COOKIE
@@ -60,6 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.include_router(oauth.router)
     app.include_router(login.router)
     app.include_router(me.router)
+    app.include_router(wards.router)
     app.include_router(audit.router)
     app.include_router(ingest.router)
     app.include_router(queries.router)

@@ -3,9 +3,17 @@
 from sqlmodel import SQLModel
 
 from broker.audit.models import AuditCheckpoint, AuditEntry, AuditNode, AuditState
-from broker.consent.models import ConsentRecord, Notice
+from broker.consent.models import ConsentRecord, CurrentConsent, Notice
 from broker.exchange.models import OutcomeReport
-from broker.identity.models import Account, Citizen, LoginThrottle, OidcLink, OidcLoginState, PortalSession
+from broker.identity.models import (
+    Account,
+    Citizen,
+    Guardianship,
+    LoginThrottle,
+    OidcLink,
+    OidcLoginState,
+    PortalSession,
+)
 from broker.keymodels import SigningKey
 from broker.oauth.models import IssuedToken, OAuthClient, UsedAssertion
 from broker.privacy.models import BudgetAccount, PrivacyCounter, Release
@@ -22,6 +30,8 @@ __all__ = [
     "BudgetAccount",
     "Citizen",
     "ConsentRecord",
+    "CurrentConsent",
+    "Guardianship",
     "IngestBatch",
     "IssuedToken",
     "LoginThrottle",

@@ -19,6 +19,7 @@ from broker.audit import AuditEvent, actions
 from broker.audit import record as record_audit
 from broker.consent.models import ConsentRecord, Notice
 from broker.identity.citizens import CitizenService
+from broker.identity.guardianship import Guardianships
 from broker.identity.models import Account, Citizen
 from broker.keys import Secrets
 from broker.policy.schema import FieldType, Policy
@@ -60,6 +61,10 @@ def export_citizen(session: Session, policy: Policy, secrets: Secrets, citizen: 
         },
         "account": {"role": account.role, "created_at": _iso(account.created_at)} if account else None,
         "consent_records": [_record(r) for r in records],
+        # Links the city recorded with this citizen as guardian or ward; the other person is not named here.
+        "guardianships": [{"link_id": g.id, "role": "guardian" if g.guardian_id == citizen.id else "ward",
+                           "basis": g.basis, "since": _iso(g.since), "ended_at": _iso(g.ended_at)}
+                          for g in Guardianships(session).links_of(citizen)],
         "notices": {n.id: {"sha256": n.sha256, "body": n.body} for n in notices},
         "records": _vault_records(session, policy, citizen.pseudonym),
     }

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from broker.consent.states import ConsentState, ConsentStatus, NotCounting
+from broker.identity.selfservice import WardView
 from broker.policy.schema import Policy, Purpose, ReturnKind
 
 MONTHS = {"fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."],
@@ -110,3 +111,18 @@ def releases_by_month(ledger: dict[str, Any], lang: str) -> list[Bar]:
 
 def promised_chart(cards: list[PurposeCard], lang: str) -> list[Bar]:
     return [Bar(getattr(p.purpose.title, lang), p.cents / 100) for p in promised_value(cards)]
+
+
+@dataclass(frozen=True)
+class WardSummary:
+    """A line of the guardian's dashboard: the ward, and how many of their consents count now."""
+
+    ward_ref: str
+    name: str
+    age_band: str
+    active: int
+
+    @classmethod
+    def of(cls, ward: WardView) -> WardSummary:
+        return cls(ward.ward_ref, ward.name, ward.age_band,
+                   sum(1 for s in ward.consents if s.counts and s.takes_consent))

@@ -19,16 +19,16 @@ from broker.api.portal import CitizenDep, UnitOfWork, clear_session_cookie, clie
 from broker.audit.accesses import Access, CitizenAccesses
 from broker.consent.models import ConsentRecord
 from broker.consent.states import ConsentStatus
-from broker.identity.selfservice import CitizenSelfService, SelfErasure, SignedRecord
+from broker.identity.selfservice import CitizenSelfService, Profile, SelfErasure, SignedRecord
 from broker.timeutil import as_utc
 
 
-def _no_store(response: Response) -> None:
+def no_store(response: Response) -> None:
     # Personal data: no shared or browser cache keeps a copy after logout.
     response.headers["Cache-Control"] = "no-store"
 
 
-router = APIRouter(prefix="/v1/me", tags=["citizen"], dependencies=[Depends(_no_store)])
+router = APIRouter(prefix="/v1/me", tags=["citizen"], dependencies=[Depends(no_store)])
 
 PurposeId = Annotated[str, Path(max_length=64)]
 
@@ -40,6 +40,14 @@ class ConsentChange(BaseModel):
     state: Literal["given", "refused", "paused", "withdrawn"]
     explicit: bool = Field(default=False, description="Explicit confirmation, required for special categories.")
     language: Literal["fr", "en"] | None = None
+
+
+class ProfileChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict: a string or a boolean is an error, not a number; NaN and infinity are refused too.
+    privacy_cap: float | None = Field(strict=True, allow_inf_nan=False, description=(
+        "ε per year, at most the city's default; null goes back to the default."))
 
 
 class ErasureRequest(BaseModel):
@@ -120,13 +128,11 @@ class MeOut(BaseModel):
     restricted_at: datetime | None
 
 
-def _service(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> CitizenSelfService:
+def self_service(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> CitizenSelfService:
     return CitizenSelfService(session, runtime.policy, runtime.secrets, runtime.clock, principal.citizen_id or "")
 
 
-@router.get("")
-def me(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> MeOut:
-    profile = _service(runtime, principal, session).profile()
+def _me_out(profile: Profile) -> MeOut:
     citizen = profile.citizen
     return MeOut(pseudonym=citizen.pseudonym, email=profile.identifiers.email, name=profile.identifiers.name,
                  birth_date=citizen.birth_date, age_band=profile.age_band, district=citizen.district,
@@ -136,16 +142,27 @@ def me(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> MeOut
                  restricted_at=as_utc(citizen.restricted_at) if citizen.restricted_at else None)
 
 
+@router.get("")
+def me(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> MeOut:
+    return _me_out(self_service(runtime, principal, session).profile())
+
+
+@router.patch("")
+def change_me(change: ProfileChange, runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> MeOut:
+    """Set my personal privacy cap (ε per year), or null for the city's default."""
+    return _me_out(self_service(runtime, principal, session).set_privacy_cap(change.privacy_cap))
+
+
 @router.get("/consents")
 def consents(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> ConsentsOut:
-    statuses = _service(runtime, principal, session).consents()
+    statuses = self_service(runtime, principal, session).consents()
     return ConsentsOut(consents=[ConsentOut.of(s) for s in statuses])
 
 
 @router.put("/consents/{purpose_id}")
 def set_consent(purpose_id: PurposeId, change: ConsentChange, runtime: RuntimeDep, principal: CitizenDep,
                 session: UnitOfWork) -> SignedRecordOut:
-    signed = _service(runtime, principal, session).set_consent(purpose_id, change.state, explicit=change.explicit,
+    signed = self_service(runtime, principal, session).set_consent(purpose_id, change.state, explicit=change.explicit,
                                                                language=change.language)
     return SignedRecordOut.of(signed)
 
@@ -153,7 +170,7 @@ def set_consent(purpose_id: PurposeId, change: ConsentChange, runtime: RuntimeDe
 @router.get("/receipts/{record_id}")
 def receipt(record_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: CitizenDep,
             session: UnitOfWork) -> SignedRecordOut:
-    return SignedRecordOut.of(_service(runtime, principal, session).receipt(record_id))
+    return SignedRecordOut.of(self_service(runtime, principal, session).receipt(record_id))
 
 
 class AccessOut(BaseModel):
@@ -205,7 +222,7 @@ def accesses(runtime: RuntimeDep, principal: CitizenDep, cursor: Annotated[int |
 
 @router.get("/export")
 def export(runtime: RuntimeDep, principal: CitizenDep, session: UnitOfWork) -> JSONResponse:
-    document: dict[str, Any] = _service(runtime, principal, session).export()
+    document: dict[str, Any] = self_service(runtime, principal, session).export()
     return JSONResponse(jsonable_encoder(document), headers={
         "Content-Disposition": 'attachment; filename="consent-broker-export.json"',
         "Cache-Control": "no-store",

@@ -14,8 +14,8 @@ Rules enforced here, each refused with a stable ``ConsentRuleViolation.rule``:
   (``citizen-restricted``): Art 18 keeps the data but starts nothing new while the restriction stands, so the
   citizen gives again once it is lifted rather than a consent silently coming into force on lifting;
 * a special-category purpose needs explicit confirmation (Art 9(2)(a), ``explicit-confirmation-required``);
-* under the purpose's minimum age giving needs a registered adult guardian (Art 8; see
-  :mod:`broker.consent.guardians` for the codes and for citizens whose age is unknown);
+* under the purpose's minimum age giving needs a registered adult guardian whom the city has linked to the
+  minor (Art 8; see :mod:`broker.consent.guardians` for the codes and for citizens whose age is unknown);
 * any other move outside :data:`broker.consent.states.TRANSITIONS` is ``invalid-transition``.
 """
 
@@ -26,13 +26,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, false, func
+from sqlalchemy import Select, false, func, or_
 from sqlmodel import Session, col, select
 
 from broker.audit import AuditEvent, actions
 from broker.audit import record as record_audit
 from broker.consent.guardians import speaker_for
-from broker.consent.models import ConsentRecord, Notice
+from broker.consent.models import ConsentRecord, CurrentConsent, Notice
 from broker.consent.notices import ensure_notice
 from broker.consent.receipts import evidence_of, receipt_payload
 from broker.consent.states import (
@@ -43,8 +43,10 @@ from broker.consent.states import (
     effective_status,
     transition_allowed,
 )
+from broker.db import not_among
 from broker.errors import ConsentRuleViolation, InvalidRequest, NotFound
 from broker.identity.citizens import CitizenErased
+from broker.identity.guardianship import Guardianships
 from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy.schema import Policy, Purpose, Text
@@ -115,27 +117,27 @@ class ConsentLedger:
     def valid_consent_pseudonyms(self, purpose: Purpose | str, at: datetime | None = None) -> Select:
         """One SQL statement selecting ``pseudonym`` of every citizen whose consent counts for ``purpose``.
 
-        Newest record per citizen for the purpose (max(seq) group-by, served by the (pseudonym, purpose_id,
-        seq) index) must be ``given``, for the current version, still valid at ``at``, and the citizen neither
-        restricted (Art 18) nor erased. Same conditions as :func:`effective_status`; the tests hold them equal.
+        The newest record of the pair (read from :class:`~broker.consent.models.CurrentConsent`, the mirror the
+        database keeps) must be ``given``, for the current version, still valid at ``at``, and the citizen
+        neither restricted (Art 18) nor erased. Same conditions as :func:`effective_status`; the tests hold
+        them equal. Columns of the newest record are reachable through :class:`CurrentConsent` in ``where``.
+
+        Restricted and erased citizens are few: they are taken away through an index of their own rather than
+        by joining every consent to the whole citizen table.
         """
         if isinstance(purpose, str):
             purpose = self._purpose(purpose)
         if not purpose.takes_consent or purpose.status != "active":
-            return select(ConsentRecord.pseudonym).where(false())
+            return select(CurrentConsent.pseudonym).where(false())
         moment = _utc(at) if at is not None else self._now()
-        newest = (select(ConsentRecord.pseudonym, func.max(ConsentRecord.seq).label("seq"))
-                  .where(ConsentRecord.purpose_id == purpose.id)
-                  .group_by(ConsentRecord.pseudonym).subquery("newest"))
-        return (
-            select(ConsentRecord.pseudonym)
-            .join(newest, ConsentRecord.seq == newest.c.seq)
-            .join(Citizen, Citizen.pseudonym == ConsentRecord.pseudonym)
-            .where(ConsentRecord.state == S.given.value,
-                   ConsentRecord.purpose_version == purpose.version,
-                   col(ConsentRecord.valid_until) > moment,
-                   col(Citizen.restricted_at).is_(None),
-                   col(Citizen.erased_at).is_(None))
+        blocked = select(Citizen.pseudonym).where(or_(col(Citizen.restricted_at).is_not(None),
+                                                      col(Citizen.erased_at).is_not(None)))
+        return select(CurrentConsent.pseudonym).where(
+            CurrentConsent.purpose_id == purpose.id,
+            CurrentConsent.state == S.given.value,
+            CurrentConsent.purpose_version == purpose.version,
+            col(CurrentConsent.valid_until) > moment,
+            not_among(self.session, col(CurrentConsent.pseudonym), blocked),
         )
 
     # -- changing -----------------------------------------------------------------------------------------
@@ -157,7 +159,9 @@ class ConsentLedger:
         now = self._now()
         subject = self._lock(citizen)
         stored = self.session.get(Citizen, guardian.id) if guardian is not None else None
-        speaker = speaker_for(self.policy, purpose, subject, target, now.date(), named=guardian, stored=stored)
+        linked = stored is not None and Guardianships(self.session).linked(stored, subject, now.date())
+        speaker = speaker_for(self.policy, purpose, subject, target, now.date(), named=guardian, stored=stored,
+                              linked=linked)
         status = effective_status(purpose, self._newest(subject.pseudonym, purpose.id), subject, now)
 
         if target is S.given:

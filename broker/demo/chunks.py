@@ -16,16 +16,19 @@ import numpy as np
 from broker.consent.models import ConsentRecord, Notice
 from broker.demo.consents import CONSENT_COLUMNS, generate_consents
 from broker.demo.evidence import EvidenceFactory
+from broker.demo.guardianships import GUARDIANSHIP_COLUMNS, guardianship_rows
 from broker.demo.loader import StorageFormat
 from broker.demo.population import CITIZEN_COLUMNS, CitizenBatch, citizen_rows, generate_citizens, pick_guardians
 from broker.demo.profiles import profile_for
 from broker.demo.records import dataset_rows, record_counts, vault_columns
 from broker.demo.timestamps import format_days
+from broker.identity.models import Guardianship
 from broker.keys import Secrets
 from broker.policy.schema import Policy
 from broker.vault.tables import table_name
 
 Rows = list[tuple[str, tuple[str, ...], list[tuple]]]  # (table, columns, rows) in writing order
+LINK_STREAM = 2  # guardianship link ids draw from their own stream, apart from the chunk's main one
 
 
 @dataclass
@@ -73,7 +76,10 @@ def chunk_rows(plan: ChunkPlan, index: int, first_ordinal: int, size: int) -> Ro
     consents = generate_consents(rng, plan.policy, batch, guardians, plan.notices, plan.evidence,
                                  today_us=plan.today_us, storage_instants=plan.storage.instants,
                                  jurisdiction=plan.policy.broker.jurisdiction, check_all=plan.check_all)
+    links = guardianship_rows(np.random.default_rng([plan.seed, index, LINK_STREAM]), batch, guardians,
+                              storage_instants=plan.storage.instants)
     return [("citizen", CITIZEN_COLUMNS, citizens),
+            (Guardianship.__tablename__, GUARDIANSHIP_COLUMNS, links),
             (ConsentRecord.__tablename__, CONSENT_COLUMNS, consents.rows),
             *record_rows(plan, rng, batch, consents.given_now)]
 

@@ -19,6 +19,7 @@ import numpy as np
 from broker.consent.ledger import SCHEMA_VERSION
 from broker.consent.models import Notice
 from broker.demo.evidence import RECEIPT_TIME_SEP, RECEIPT_TIME_SUFFIX, EvidenceFactory
+from broker.demo.guardianships import link_since
 from broker.demo.population import ADULT_AGE, CitizenBatch, uuid4_strings
 from broker.demo.timestamps import US_PER_DAY, US_PER_SECOND, add_months, ages_on, format_instants, instants_to_days
 from broker.policy.schema import Policy, Purpose
@@ -93,7 +94,9 @@ def _draw(rng: np.random.Generator, policy: Policy, purpose: Purpose, batch: Cit
 
     window = min(HISTORY_DAYS, purpose.consent_validity_months * 28) * US_PER_DAY
     latest = today_us - MINUTE_US
-    earliest = np.maximum(batch.registered_us, today_us - window)
+    # A minor's answers come once their guardian's link holds, so that a guardian's consent is never older
+    # than the link it rests on.
+    earliest = np.maximum(link_since(batch, guardians), today_us - window)
     decided = earliest + (rng.random(n) * (latest - earliest)).astype(np.int64)
     age_then = ages_on(batch.birth, instants_to_days(decided))
     if adults_only:

@@ -7,6 +7,9 @@ exactly what the portal would have written. Which purposes they answer is read f
 * Camille gives every consent purpose (special categories with explicit confirmation);
 * Hugo gives one purpose, gave a second and withdrew it, refused a third;
 * Emma reads English; she gives one purpose and refuses the special-category one.
+
+Camille is also the guardian of Léo, 12, whom the city's registry links to her: he has no portal account
+(too young), and Camille has agreed to one purpose for him, so her dashboard shows the guardian's pages.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from sqlmodel import Session
 
+from broker.audit import actions
 from broker.consent.ledger import ConsentLedger
 from broker.consent.states import ConsentState
 from broker.demo.consents import consent_purposes
@@ -25,6 +29,8 @@ from broker.demo.population import CitizenBatch, uuid4_strings
 from broker.demo.timestamps import ages_on, to_us
 from broker.identity.accounts import AccountService, Role
 from broker.identity.citizens import CitizenService
+from broker.identity.guardianship import Basis, Guardianships
+from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy.schema import Policy, Purpose
 from broker.timeutil import FixedClock
@@ -45,6 +51,19 @@ NAMED = (
     NamedCitizen("hugo", "Hugo Bernard", "lyon-demo-hugo", 52, "lyon-7", "fr"),
     NamedCitizen("emma", "Emma Walker", "lyon-demo-emma", 27, "lyon-1", "en"),
 )
+
+
+@dataclass(frozen=True)
+class NamedWard:
+    local: str         # the part of the registered email address before @; the ward has no account
+    name: str
+    age: int
+    district: str
+    locale: str
+    guardian: str      # the ``local`` of the named citizen the registry links them to
+
+
+NAMED_WARDS = (NamedWard("leo", "Léo Martin", 12, "lyon-3", "fr", guardian="camille"),)
 
 
 def _script(who: str, policy: Policy) -> list[tuple[Purpose, int, ConsentState]]:
@@ -81,6 +100,7 @@ def create_named(session: Session, policy: Policy, secrets: Secrets, *, now: dat
     ids = uuid4_strings(rng, len(NAMED))
     registered_at = now - timedelta(days=330)
     logins, births, homes, pseudonyms = [], [], [], []
+    registered: dict[str, Citizen] = {}
     for person, cid in zip(NAMED, ids, strict=True):
         email = f"{person.local}@{domain}"
         district = person.district if person.district in districts else (districts[0] if districts else None)
@@ -97,6 +117,9 @@ def create_named(session: Session, policy: Policy, secrets: Secrets, *, now: dat
         births.append(citizen.birth_date)
         homes.append(districts.index(district) if district in districts else 0)
         pseudonyms.append(citizen.pseudonym)
+        registered[person.local] = citizen
+    _create_wards(session, policy, secrets, ledger, clock, registered, ward_ids=uuid4_strings(rng, len(NAMED_WARDS)),
+                  now=now, domain=domain, districts=districts)
     session.flush()
     birth = np.array(births, dtype="datetime64[D]")
     batch = CitizenBatch(
@@ -107,6 +130,27 @@ def create_named(session: Session, policy: Policy, secrets: Secrets, *, now: dat
         engagement=np.ones(len(NAMED)), pseudonyms=np.array(pseudonyms, dtype=object),
     )
     return logins, batch
+
+
+def _create_wards(session: Session, policy: Policy, secrets: Secrets, ledger: ConsentLedger, clock: FixedClock,
+                  guardians: dict[str, Citizen], *, ward_ids: list[str], now: datetime, domain: str,
+                  districts: list[str]) -> None:
+    """The named minors, linked to their guardian through the service the CLI uses (so the link is audited),
+    and the guardian's answers for them through the ledger."""
+    citizens = CitizenService(session, secrets)
+    plain = [p for p in consent_purposes(policy) if not p.special_category]
+    for ward, cid in zip(NAMED_WARDS, ward_ids, strict=True):
+        guardian = guardians[ward.guardian]
+        district = ward.district if ward.district in districts else (districts[0] if districts else None)
+        registered_at = now - timedelta(days=300)
+        minor = citizens.register(email=f"{ward.local}@{domain}", name=ward.name,
+                                  birth_date=_birth(now.date(), ward.age), district=district, locale=ward.locale,
+                                  now=registered_at, citizen_id=cid)
+        Guardianships(session).establish(guardian, minor, basis=Basis.registry, actor=actions.OPERATOR,
+                                         now=registered_at)
+        if plain:
+            clock.at = now - timedelta(days=40, hours=5)
+            ledger.set_state(minor, plain[0].id, ConsentState.given, language=ward.locale, guardian=guardian)
 
 
 def named_consenting(session: Session, policy: Policy, secrets: Secrets, batch: CitizenBatch,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary
+from sqlalchemy import Column, DateTime, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 
@@ -101,3 +101,31 @@ class OidcLoginState(SQLModel, table=True):
     binding_hash: str = Field(max_length=64)
     sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))
+
+
+class Guardianship(SQLModel, table=True):
+    """One adult's parental responsibility for one minor, as the city established it (GDPR Art 8).
+
+    Without this link any registered adult could consent for any child; the ledger refuses a guardian's
+    consent unless a link between the two is in force. In force means not ended and the minor still under
+    civil majority, computed from the birth date at each use, so no stored flag can go stale on a birthday.
+    ``basis`` says how the city knows (``registry``: the civil registry or school records; ``staff``: a
+    document checked at a desk) and ``established_by`` who recorded it, as an audit actor. Rows are ended,
+    never deleted: the link is the evidence behind every consent a guardian gave.
+    """
+
+    __tablename__ = "guardianship"
+    __table_args__ = (
+        # At most one link in force per pair; ended links stay as history.
+        Index("ux_guardianship_open_pair", "guardian_id", "minor_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # also the ward's opaque reference in the guardian's API
+    guardian_id: str = Field(foreign_key="citizen.id", index=True, max_length=36)
+    minor_id: str = Field(foreign_key="citizen.id", index=True, max_length=36)
+    basis: str = Field(max_length=16)
+    established_by: str = Field(max_length=80)
+    since: datetime = Field(sa_column=_utc(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    ended_by: str | None = Field(default=None, max_length=80)

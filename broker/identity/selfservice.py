@@ -1,9 +1,11 @@
-"""What a logged-in citizen sees and does about themselves: profile, consents, receipts, export, erasure.
+"""What a logged-in citizen sees and does about themselves: profile, privacy cap, consents, receipts, export,
+erasure, and the consents of the minors in their care.
 
 Every method acts on the one citizen the service was built for, which the API takes from the portal session
 and never from the request: there is no parameter through which another citizen could be named. Records are
 looked up by id *and* the citizen's pseudonym, so another citizen's record id answers exactly like an
-unknown one.
+unknown one. A ward is reached only through one of this citizen's own guardianship links in force, by the
+link's id: another guardian's link, an ended one and an unknown id all answer alike.
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ from broker.consent.models import ConsentRecord
 from broker.consent.receipts import sign_receipt
 from broker.consent.states import ConsentStatus
 from broker.db import session_scope
-from broker.errors import NotFound
+from broker.errors import InvalidRequest, NotFound
 from broker.identity.citizens import CitizenService, Identifiers, age_on
+from broker.identity.guardianship import Guardianships, Ward
 from broker.identity.login import LoginConfig, PasswordLogin
 from broker.identity.models import Citizen
 from broker.identity.sessions import Principal, SessionStore
 from broker.keys import KeyRing, Secrets
 from broker.policy.schema import Policy
+from broker.privacy.epsilon import is_whole_micro
 from broker.rights import erase_citizen, export_citizen
 from broker.timeutil import Clock
+
+# Below this a citizen's data would leave almost every statistic at once: withdrawing says that more plainly.
+MIN_PRIVACY_CAP = 0.1
+
+
+class PrivacyCapOutOfRange(InvalidRequest):
+    code, title = "privacy-cap-out-of-range", "Privacy cap out of range"
 
 
 def age_band(birth_date: date | None, today: date) -> str:
@@ -51,6 +62,18 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class WardView:
+    """A minor in this citizen's care: the link's id as the only reference, the name, no email."""
+
+    ward_ref: str
+    name: str
+    age_band: str
+    since: datetime
+    consents: list[ConsentStatus]
+    decides_alone: frozenset[str]  # purposes whose minimum age the ward has reached: the guardian has no say
+
+
+@dataclass(frozen=True)
 class SignedRecord:
     record: ConsentRecord
     receipt: str  # compact JWS, verifiable against /.well-known/jwks.json
@@ -65,6 +88,7 @@ class CitizenSelfService:
         self.citizens = CitizenService(session, secrets)
         self.citizen = self.citizens.get(citizen_id)  # CitizenErased once erased
         self.ledger = ConsentLedger(session, policy, secrets, clock)
+        self.guardianships = Guardianships(session)
 
     def profile(self) -> Profile:
         cap = self.citizen.privacy_cap
@@ -76,8 +100,61 @@ class CitizenSelfService:
             privacy_cap_is_default=cap is None,
         )
 
+    def privacy_cap_bounds(self) -> tuple[float, float]:
+        """The range a personal cap may take: a citizen may lower the city's default, never raise it."""
+        return MIN_PRIVACY_CAP, self.policy.broker.citizen_privacy_cap
+
+    def set_privacy_cap(self, cap: float | None) -> Profile:
+        """Set this citizen's yearly ε cap, or go back to the policy's default with None; audited.
+
+        Only the column is written: the cohort reads it at each query (:mod:`broker.privacy.caps`).
+        """
+        if cap is not None:
+            low, high = self.privacy_cap_bounds()
+            if not (low <= cap <= high) or not is_whole_micro(cap):
+                raise PrivacyCapOutOfRange(f"a personal privacy cap is an ε per year from {low:g} to {high:g} "
+                                           "(the city's default), in steps of at most 0.000001, or null for the "
+                                           "default")
+        previous = self.citizen.privacy_cap
+        if previous != cap:
+            self.citizen.privacy_cap = cap
+            self.session.add(self.citizen)
+            self.session.flush()
+            record_audit(self.session, AuditEvent(
+                actor=actions.citizen(self.citizen.pseudonym), action=actions.PRIVACY_CAP_CHANGED,
+                subject=self.citizen.pseudonym, details={"privacy_cap": cap, "previous": previous}),
+                self.clock.now())
+        return self.profile()
+
     def consents(self) -> list[ConsentStatus]:
         return self.ledger.overview(self.citizen)
+
+    # -- the minors in my care ------------------------------------------------------------------------------
+    def wards(self) -> list[WardView]:
+        return [self._ward_view(ward) for ward in self.guardianships.wards(self.citizen, self._today())]
+
+    def ward(self, ward_ref: str) -> WardView:
+        return self._ward_view(self.guardianships.ward(self.citizen, ward_ref, self._today()))
+
+    def set_ward_consent(self, ward_ref: str, purpose_id: str, state: str, *, explicit: bool,
+                         language: str | None, method: str = "api") -> SignedRecord:
+        """Decide for a ward as their guardian; the ledger checks the link again, under the ward's row lock."""
+        ward = self.guardianships.ward(self.citizen, ward_ref, self._today())
+        record = self.ledger.set_state(ward.minor, purpose_id, state, explicit=explicit, method=method,
+                                       language=language, guardian=self.citizen)
+        return self._signed(record)
+
+    def _ward_view(self, ward: Ward) -> WardView:
+        today = self._today()
+        age = age_on(ward.minor.birth_date, today) if ward.minor.birth_date else 0  # a ward's is always known
+        return WardView(ward_ref=ward.link.id, name=self.citizens.identifiers(ward.minor).name,
+                        age_band=age_band(ward.minor.birth_date, today), since=ward.link.since,
+                        consents=self.ledger.overview(ward.minor),
+                        decides_alone=frozenset(p.id for p in self.policy.purposes
+                                                if p.takes_consent and age >= self.policy.minimum_age(p)))
+
+    def _today(self) -> date:
+        return self.clock.now().date()
 
     def set_consent(self, purpose_id: str, state: str, *, explicit: bool, language: str | None,
                     method: str = "api") -> SignedRecord:

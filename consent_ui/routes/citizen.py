@@ -1,4 +1,5 @@
-"""The citizen's pages: dashboard, purposes, receipts, accesses, value, my data.
+"""The citizen's pages: dashboard, purposes, receipts, accesses, value, my data (the pages of a guardian's
+wards are in :mod:`consent_ui.routes.wards`).
 
 Pages call :class:`CitizenSelfService`, :class:`CitizenAccesses` and :class:`SelfErasure`, the same services
 as ``/v1/me``. Forms post and answer 303 to the page they came from (post/redirect/get), so a reload never
@@ -21,7 +22,7 @@ from broker.consent.states import ConsentState, ConsentStatus, NotCounting
 from broker.db import session_scope
 from broker.errors import BrokerError
 from broker.exchange.value import CitizenValue
-from broker.identity.selfservice import CitizenSelfService, SelfErasure
+from broker.identity.selfservice import CitizenSelfService, PrivacyCapOutOfRange, SelfErasure
 from consent_ui import views
 from consent_ui.web import Visit, back, to_login
 
@@ -42,7 +43,7 @@ def _citizen_visit(request: Request, runtime: RuntimeDep) -> Visit | Response:
     return visit
 
 
-def _citizen_page(request: Request, runtime: RuntimeDep,
+def citizen_page(request: Request, runtime: RuntimeDep,
                   build: Callable[[Visit, CitizenSelfService], Response]) -> Response:
     visit = _citizen_visit(request, runtime)
     if isinstance(visit, Response):
@@ -71,9 +72,10 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
         return visit.render("dashboard.html", profile=service.profile(), earned=earned,
                             active=[c for c in cards if c.status.counts and c.status.takes_consent],
                             to_answer=[c for c in cards if c.needs_answer],
-                            promised=views.promised_value(cards), accesses=recent)
+                            promised=views.promised_value(cards), accesses=recent,
+                            wards=[views.WardSummary.of(w) for w in service.wards()])
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
 
 
 @router.get("/purposes")
@@ -83,7 +85,7 @@ def purposes(request: Request, runtime: RuntimeDep, done: Annotated[str | None, 
         return visit.render("purposes.html", cards=views.purpose_cards(runtime.policy, service.consents()),
                             done=done, error=error)
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
 
 
 @router.post("/purposes/{purpose_id}")
@@ -103,7 +105,7 @@ def answer(request: Request, purpose_id: PurposeId, runtime: RuntimeDep,
         service.session.commit()
         return RedirectResponse(f"/purposes?done={state}#purpose-{purpose_id}", status_code=303)
 
-    return _citizen_page(request, runtime, act)
+    return citizen_page(request, runtime, act)
 
 
 @router.get("/receipts")
@@ -113,7 +115,7 @@ def receipts(request: Request, runtime: RuntimeDep) -> Response:
         return visit.render("receipts.html", records=records,
                             titles={p.id: p.title for p in runtime.policy.purposes})
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
 
 
 @router.get("/receipts/{record_id}")
@@ -125,7 +127,7 @@ def receipt(request: Request, record_id: Annotated[str, Path(max_length=64)], ru
                             payload=service.ledger.receipt(signed.record),
                             purpose=runtime.policy.purpose(signed.record.purpose_id))
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
 
 
 @router.get("/receipts/{record_id}/receipt.jws")
@@ -138,7 +140,7 @@ def receipt_download(request: Request, record_id: Annotated[str, Path(max_length
             "Content-Disposition": f'attachment; filename="consent-receipt-{signed.record.id}.jws"',
             "Cache-Control": "no-store"})
 
-    return _citizen_page(request, runtime, download)
+    return citizen_page(request, runtime, download)
 
 
 def _recent_accesses(visit: Visit, limit: int, cursor: int | None = None) -> dict[str, Any]:
@@ -187,16 +189,36 @@ def value(request: Request, runtime: RuntimeDep) -> Response:
                             earned_chart=views.earned_by_month(ledger, visit.lang),
                             releases_chart=views.releases_by_month(ledger, visit.lang))
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
 
 
 @router.get("/my-data")
 def my_data(request: Request, runtime: RuntimeDep, done: Annotated[str | None, Query()] = None,
             error: Annotated[str | None, Query()] = None) -> Response:
     def page(visit: Visit, service: CitizenSelfService) -> Response:
-        return visit.render("mydata.html", profile=service.profile(), done=done, error=error)
+        return visit.render("mydata.html", profile=service.profile(), cap_bounds=service.privacy_cap_bounds(),
+                            done=done, error=error)
 
-    return _citizen_page(request, runtime, page)
+    return citizen_page(request, runtime, page)
+
+
+@router.post("/my-data/privacy-cap")
+def privacy_cap(request: Request, runtime: RuntimeDep, privacy_cap: Annotated[str, Form(max_length=32)] = "",
+                action: Annotated[str, Form(max_length=16)] = "set") -> Response:
+    """The personal cap form: a number within the bounds, or back to the city's default."""
+
+    def act(_visit: Visit, service: CitizenSelfService) -> Response:
+        try:
+            # The French keyboard's decimal comma is accepted as well as the point.
+            cap = None if action == "default" else float(privacy_cap.strip().replace(",", "."))
+            service.set_privacy_cap(cap)
+        except (ValueError, PrivacyCapOutOfRange):
+            service.session.rollback()
+            return back("/my-data", error="cap")
+        service.session.commit()
+        return RedirectResponse("/my-data?done=cap#cap-title", status_code=303)
+
+    return citizen_page(request, runtime, act)
 
 
 @router.post("/my-data/pause")
@@ -213,7 +235,7 @@ def pause_all(request: Request, runtime: RuntimeDep) -> Response:
         service.session.commit()
         return back("/my-data", done="paused")
 
-    return _citizen_page(request, runtime, act)
+    return citizen_page(request, runtime, act)
 
 
 @router.post("/my-data/erase")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -11,12 +13,15 @@ from broker.consent.receipts import verify_receipt
 from broker.db import session_scope
 from broker.errors import PROBLEM_BASE
 from broker.identity.citizens import CitizenErased, CitizenService
+from broker.identity.guardianship import Guardianships
 from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy import Policy
-from tests.support.people import Person, csrf_headers, logged_in, login
+from broker.timeutil import FixedClock
+from tests.support.people import Person, csrf_headers, logged_in, login, make_citizen
 
 PROBLEM = "application/problem+json"
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
 def plain_purpose(policy: Policy) -> str:
@@ -42,11 +47,13 @@ def put_consent(client: TestClient, purpose: str, **body: object):
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/me"), ("GET", "/v1/me/consents"), ("PUT", "/v1/me/consents/traffic-planning"),
+    ("GET", "/v1/me"), ("PATCH", "/v1/me"), ("GET", "/v1/me/consents"), ("PUT", "/v1/me/consents/traffic-planning"),
     ("GET", "/v1/me/receipts/00000000-0000-0000-0000-000000000000"), ("GET", "/v1/me/export"), ("DELETE", "/v1/me"),
+    ("GET", "/v1/me/wards"), ("GET", f"/v1/me/wards/{UNKNOWN}"), ("PUT", f"/v1/me/wards/{UNKNOWN}/consents/x"),
 ])
 def test_without_a_session_every_route_answers_401(client: TestClient, method: str, path: str) -> None:
-    response = client.request(method, path, json={"state": "given"} if method == "PUT" else None)
+    body = {"state": "given"} if method == "PUT" else {"privacy_cap": 1} if method == "PATCH" else None
+    response = client.request(method, path, json=body)
     assert response.status_code == 401 and response.headers["content-type"] == PROBLEM
     assert response.json()["type"] == PROBLEM_BASE + "unauthenticated"
 
@@ -159,8 +166,10 @@ def test_no_route_takes_a_citizen_from_the_request(client: TestClient) -> None:
     assert mine
     for ops in mine.values():
         for op in ops.values():
-            # cursor and limit page through /v1/me/accesses; neither can name a citizen.
-            assert {p["name"] for p in op.get("parameters", [])} <= {"purpose_id", "record_id", "cursor", "limit"}
+            # cursor and limit page through /v1/me/accesses; neither can name a citizen. ward_ref is the id of
+            # one of the session citizen's own guardianship links, looked up among those links only.
+            assert {p["name"] for p in op.get("parameters", [])} <= {"purpose_id", "record_id", "cursor", "limit",
+                                                                      "ward_ref"}
 
 
 def test_export_is_an_attachment_with_my_consents(me: TestClient, citizen: Person, policy: Policy) -> None:
@@ -201,3 +210,129 @@ def test_password_confirmation_is_rate_limited(me: TestClient, citizen: Person) 
         assert me.request("DELETE", "/v1/me", json={"password": "guess"}, headers=csrf_headers(me)).status_code == 403
     blocked = me.request("DELETE", "/v1/me", json={"password": citizen.password}, headers=csrf_headers(me))
     assert blocked.status_code == 429 and blocked.headers["retry-after"]
+
+
+# -- the personal privacy cap ----------------------------------------------------------------------------------
+
+def patch_me(client: TestClient, body: object):
+    return client.patch("/v1/me", json=body, headers=csrf_headers(client))
+
+
+def test_a_citizen_lowers_their_privacy_cap_and_goes_back_to_the_default(me: TestClient, engine: Engine,
+                                                                         citizen: Person) -> None:
+    lowered = patch_me(me, {"privacy_cap": 2.5})
+    assert lowered.status_code == 200, lowered.text
+    assert (lowered.json()["privacy_cap"], lowered.json()["privacy_cap_is_default"]) == (2.5, False)
+    assert me.get("/v1/me").json()["privacy_cap"] == 2.5
+    with session_scope(engine) as session:
+        assert session.get(Citizen, citizen.citizen_id).privacy_cap == 2.5  # the column the cohort reads
+    back = patch_me(me, {"privacy_cap": None})
+    assert (back.json()["privacy_cap"], back.json()["privacy_cap_is_default"]) == (10.0, True)
+    assert patch_me(me, {"privacy_cap": None}).status_code == 200  # unchanged: no new entry below
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT actor, subject, body FROM audit_entry WHERE action = 'privacy-cap.changed' "
+                                 "ORDER BY seq")).all()
+    pseudonym = me.get("/v1/me").json()["pseudonym"]
+    assert [(r.actor, r.subject) for r in rows] == [(f"citizen:{pseudonym}", pseudonym)] * 2
+    assert [json.loads(r.body)["details"] for r in rows] == [{"privacy_cap": 2.5, "previous": None},
+                                                            {"privacy_cap": None, "previous": 2.5}]
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    ({"privacy_cap": 0}, "privacy-cap-out-of-range"),
+    ({"privacy_cap": -1}, "privacy-cap-out-of-range"),
+    ({"privacy_cap": 0.05}, "privacy-cap-out-of-range"),
+    ({"privacy_cap": 10.5}, "privacy-cap-out-of-range"),  # lowering only: never above the city's default
+    ({"privacy_cap": 1.0000001}, "privacy-cap-out-of-range"),  # finer than a micro-ε
+    ({"privacy_cap": "2"}, "invalid-request"),
+    ({"privacy_cap": True}, "invalid-request"),
+    ({}, "invalid-request"),
+    ({"privacy_cap": 2, "citizen_id": "someone-else"}, "invalid-request"),
+])
+def test_a_cap_outside_the_range_is_a_clear_422(me: TestClient, body: dict, kind: str) -> None:
+    response = patch_me(me, body)
+    assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == PROBLEM_BASE + kind and response.json()["detail"]
+    assert me.get("/v1/me").json()["privacy_cap_is_default"] is True
+
+
+def test_nan_and_infinity_are_refused(me: TestClient) -> None:
+    for raw in ('{"privacy_cap": NaN}', '{"privacy_cap": Infinity}'):
+        response = me.patch("/v1/me", content=raw, headers={**csrf_headers(me), "Content-Type": "application/json"})
+        assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+
+
+# -- guardians and their wards ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def ward(engine: Engine, secrets: Secrets, clock: FixedClock, citizen: Person) -> Person:
+    """A 12-year-old whom the city has linked to ``citizen`` as guardian."""
+    today = clock.now().date()
+    minor = make_citizen(engine, secrets, clock, born=today.replace(year=today.year - 12))
+    with session_scope(engine) as session:
+        Guardianships(session).establish(session.get(Citizen, citizen.citizen_id),
+                                         session.get(Citizen, minor.citizen_id), basis="registry",
+                                         actor="operator", now=clock.now())
+    return minor
+
+
+def put_ward_consent(client: TestClient, ward_ref: str, purpose: str, **body: object):
+    return client.put(f"/v1/me/wards/{ward_ref}/consents/{purpose}", json=body, headers=csrf_headers(client))
+
+
+def test_a_guardian_consents_for_their_ward_with_a_receipt(client: TestClient, citizen: Person, ward: Person,
+                                                           policy: Policy, secrets: Secrets) -> None:
+    logged_in(client, citizen)
+    [listed] = client.get("/v1/me/wards").json()["wards"]
+    assert listed["name"] == "Habitant Test" and listed["age_band"] == "under-15"
+    assert ward.email not in json.dumps(listed) and secrets.pseudonym(ward.citizen_id or "") not in json.dumps(listed)
+    purpose = plain_purpose(policy)
+    given = put_ward_consent(client, listed["ward_ref"], purpose, state="given")
+    assert given.status_code == 200, given.text
+    record = given.json()["record"]
+    assert (record["state"], record["expressed_by"], record["method"]) == ("given", "guardian", "guardian")
+    payload = verify_receipt(given.json()["receipt"], client.get("/.well-known/jwks.json").json())
+    assert payload["subject"] == {"pseudonym": secrets.pseudonym(ward.citizen_id or ""), "expressed_by": "guardian",
+                                  "guardian_pseudonym": secrets.pseudonym(citizen.citizen_id or "")}
+    again = client.get(f"/v1/me/wards/{listed['ward_ref']}").json()
+    assert next(c for c in again["consents"] if c["purpose_id"] == purpose)["counts"]
+    # The guardian's own consents are untouched; the ward sees the record given for them.
+    assert next(c for c in client.get("/v1/me/consents").json()["consents"] if c["purpose_id"] == purpose)[
+        "state"] == "requested"
+    assert [g["role"] for g in client.get("/v1/me/export").json()["guardianships"]] == ["guardian"]
+    logged_in(client, ward)
+    mine = next(c for c in client.get("/v1/me/consents").json()["consents"] if c["purpose_id"] == purpose)
+    assert mine["record_id"] == record["id"] and mine["counts"]
+    assert client.get("/v1/me/wards").json()["wards"] == []
+    [link] = client.get("/v1/me/export").json()["guardianships"]
+    assert (link["role"], link["link_id"], link["ended_at"]) == ("ward", listed["ward_ref"], None)
+
+
+def test_another_guardians_ward_answers_like_an_unknown_one(client: TestClient, citizen: Person, ward: Person,
+                                                            other_citizen: Person, policy: Policy) -> None:
+    logged_in(client, citizen)
+    ward_ref = client.get("/v1/me/wards").json()["wards"][0]["ward_ref"]
+    logged_in(client, other_citizen)
+    purpose = plain_purpose(policy)
+    foreign = put_ward_consent(client, ward_ref, purpose, state="given")
+    unknown = put_ward_consent(client, UNKNOWN, purpose, state="given")
+    assert foreign.status_code == unknown.status_code == 404 and foreign.json() == unknown.json()
+    assert client.get(f"/v1/me/wards/{ward_ref}").json() == client.get(f"/v1/me/wards/{UNKNOWN}").json()
+
+
+def test_a_guardian_cannot_decide_what_the_ward_decides_alone(client: TestClient, engine: Engine, citizen: Person,
+                                                              secrets: Secrets, clock: FixedClock,
+                                                              policy: Policy) -> None:
+    today = clock.now().date()
+    sixteen = make_citizen(engine, secrets, clock, born=today.replace(year=today.year - 16))
+    with session_scope(engine) as session:
+        Guardianships(session).establish(session.get(Citizen, citizen.citizen_id),
+                                         session.get(Citizen, sixteen.citizen_id), basis="registry",
+                                         actor="operator", now=clock.now())
+    logged_in(client, citizen)
+    [listed] = client.get("/v1/me/wards").json()["wards"]
+    alone = put_ward_consent(client, listed["ward_ref"], plain_purpose(policy), state="given")
+    assert alone.status_code == 422 and alone.json()["rule"] == "guardian-not-applicable"
+    # Health research asks 18: there the guardian still speaks, with the explicit confirmation.
+    health = put_ward_consent(client, listed["ward_ref"], special_purpose(policy), state="given", explicit=True)
+    assert health.status_code == 200 and health.json()["record"]["expressed_by"] == "guardian"

@@ -13,7 +13,8 @@ from sqlmodel import Session
 from broker.consent.ledger import ConsentLedger
 from broker.db import session_scope
 from broker.identity.citizens import CitizenService
-from broker.identity.models import Citizen
+from broker.identity.guardianship import Guardianships
+from broker.identity.models import Citizen, Guardianship
 from broker.keys import Secrets
 from broker.policy import Policy, Purpose
 from broker.timeutil import FixedClock
@@ -26,6 +27,11 @@ def make_citizen(session: Session, secrets: Secrets, clock: FixedClock, *, born:
     return CitizenService(session, secrets).register(
         email=f"{uuid.uuid4().hex}@lyon.example", name="Habitant Test", birth_date=born, district="lyon-3",
         locale=locale, now=clock.now())
+
+
+def link(session: Session, guardian: Citizen, minor: Citizen, clock: FixedClock) -> Guardianship:
+    """The city records ``guardian``'s parental responsibility for ``minor``, as the CLI does."""
+    return Guardianships(session).establish(guardian, minor, basis="registry", actor="operator", now=clock.now())
 
 
 def born_years_ago(clock: FixedClock, years: int) -> date:

@@ -11,14 +11,17 @@ from sqlmodel import Session
 from broker.consent.ledger import ConsentLedger
 from broker.errors import ConsentRuleViolation, InvalidRequest, NotFound
 from broker.identity.citizens import CitizenErased, CitizenService
+from broker.identity.guardianship import Guardianships
 from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy import Policy
 from broker.timeutil import FixedClock
 from tests.consent.conftest import (
     born_years_ago,
+    link,
     make_citizen,
     non_consent_purpose,
+    other_plain_purpose,
     plain_purpose,
     special_purpose,
     with_purpose,
@@ -73,6 +76,7 @@ def test_a_minor_needs_a_guardians_record(session: Session, ledger: ConsentLedge
     purpose = plain_purpose(policy)
     minor = make_citizen(session, secrets, clock, born=born_years_ago(clock, policy.minimum_age(purpose) - 1))
     assert rule_of(ledger.set_state, minor, purpose.id, "given") == "guardian-required"
+    link(session, adult, minor, clock)
     record = ledger.set_state(minor, purpose.id, "given", guardian=adult)
     assert (record.expressed_by, record.method, record.guardian_pseudonym) == ("guardian", "guardian",
                                                                                adult.pseudonym)
@@ -106,6 +110,38 @@ def test_a_guardian_must_be_a_registered_adult(session: Session, ledger: Consent
     assert ledger.history(minor) == []
 
 
+def test_only_the_adult_the_city_linked_to_the_minor_consents_for_them(
+        session: Session, ledger: ConsentLedger, policy: Policy, secrets: Secrets, clock: FixedClock,
+        adult: Citizen) -> None:
+    purpose = plain_purpose(policy)
+    minor = make_citizen(session, secrets, clock, born=born_years_ago(clock, 12))
+    other_child = make_citizen(session, secrets, clock, born=born_years_ago(clock, 9))
+    other_parent = make_citizen(session, secrets, clock)
+    link(session, other_parent, other_child, clock)
+    # An adult, registered, even a guardian of another child: not this child's guardian.
+    assert rule_of(ledger.set_state, minor, purpose.id, "given", guardian=adult) == "guardian-not-linked"
+    assert rule_of(ledger.set_state, minor, purpose.id, "given", guardian=other_parent) == "guardian-not-linked"
+    assert ledger.history(minor) == []
+    link(session, adult, minor, clock)
+    assert ledger.set_state(minor, purpose.id, "given", guardian=adult).guardian_pseudonym == adult.pseudonym
+    # The link binds one way: the child is no guardian of the adult, nor the other parent of this child.
+    assert rule_of(ledger.set_state, other_child, purpose.id, "given", guardian=adult) == "guardian-not-linked"
+
+
+def test_an_ended_link_gives_no_more_consent_and_withdrawing_still_works(
+        session: Session, ledger: ConsentLedger, policy: Policy, secrets: Secrets, clock: FixedClock,
+        adult: Citizen) -> None:
+    purpose, other = plain_purpose(policy), other_plain_purpose(policy)
+    minor = make_citizen(session, secrets, clock, born=born_years_ago(clock, 12))
+    link(session, adult, minor, clock)
+    ledger.set_state(minor, purpose.id, "given", guardian=adult)
+    clock.advance(days=1)
+    Guardianships(session).end(adult, minor, actor="operator", now=clock.now())
+    assert rule_of(ledger.set_state, minor, other.id, "given", guardian=adult) == "guardian-not-linked"
+    assert rule_of(ledger.set_state, minor, purpose.id, "withdrawn", guardian=adult) == "guardian-not-linked"
+    assert ledger.set_state(minor, purpose.id, "withdrawn").expressed_by == "self"  # the minor's own, always
+
+
 def test_an_unknown_age_is_refused_only_where_the_purpose_asks_more(session: Session, ledger: ConsentLedger,
                                                                     policy: Policy, secrets: Secrets,
                                                                     clock: FixedClock, adult: Citizen) -> None:
@@ -114,8 +150,9 @@ def test_an_unknown_age_is_refused_only_where_the_purpose_asks_more(session: Ses
     strict = special_purpose(policy)
     assert policy.minimum_age(strict) > policy.broker.default_minimum_age
     assert rule_of(ledger.set_state, ageless, strict.id, "given", explicit=True) == "age-unknown"
-    record = ledger.set_state(ageless, strict.id, "given", explicit=True, guardian=adult)
-    assert record.expressed_by == "guardian"
+    # Nor can a guardian stand in: the city links guardians only to citizens known to be minors.
+    assert rule_of(ledger.set_state, ageless, strict.id, "given", explicit=True,
+                   guardian=adult) == "guardian-not-linked"
 
 
 def test_the_purposes_own_minimum_age_applies(session: Session, ledger: ConsentLedger, policy: Policy,
@@ -123,6 +160,7 @@ def test_the_purposes_own_minimum_age_applies(session: Session, ledger: ConsentL
     purpose = special_purpose(policy)
     seventeen = make_citizen(session, secrets, clock, born=born_years_ago(clock, policy.minimum_age(purpose) - 1))
     assert rule_of(ledger.set_state, seventeen, purpose.id, "given", explicit=True) == "guardian-required"
+    link(session, adult, seventeen, clock)
     assert ledger.set_state(seventeen, purpose.id, "given", explicit=True, guardian=adult).state == "given"
 
 

@@ -14,9 +14,9 @@ from broker.consent.models import ConsentRecord
 from broker.db import make_engine
 from broker.demo import seed_demo
 from broker.demo.credentials import demo_domain
-from broker.demo.named import NAMED
+from broker.demo.named import NAMED, NAMED_WARDS
 from broker.identity.citizens import CitizenService
-from broker.identity.models import Citizen
+from broker.identity.models import Citizen, Guardianship
 from broker.keys import Secrets
 from broker.policy import Policy
 from broker.runtime import Runtime
@@ -36,6 +36,7 @@ def _plain(value: Any) -> Any:
 def snapshot(engine: Engine, policy: Policy, secrets: Secrets) -> dict[str, Any]:
     """Everything the seed decides, in a form that compares across runs and databases."""
     named: set[str] = set()
+    named_ids: set[str] = set()
     with Session(engine) as session:
         service = CitizenService(session, secrets)
         citizens = []
@@ -43,8 +44,9 @@ def snapshot(engine: Engine, policy: Policy, secrets: Secrets) -> dict[str, Any]
             ids = service.identifiers(c)
             citizens.append((c.id, c.pseudonym, c.email_index, c.birth_date, c.district, c.locale, c.privacy_cap,
                              _plain(c.created_at), ids.email, ids.name))
-            if ids.email in {f"{n.local}@{demo_domain(policy)}" for n in NAMED}:
+            if ids.email in {f"{n.local}@{demo_domain(policy)}" for n in (*NAMED, *NAMED_WARDS)}:
                 named.add(c.pseudonym)
+                named_ids.add(c.id)
         consents = []
         for r in session.exec(select(ConsentRecord).order_by(ConsentRecord.seq)).scalars():
             row = {k: _plain(v) for k, v in r.model_dump().items()}
@@ -53,6 +55,9 @@ def snapshot(engine: Engine, policy: Policy, secrets: Secrets) -> dict[str, Any]
                     row.pop(key)
             consents.append(row)
         ciphertexts = session.exec(select(Citizen.email_ct).order_by(Citizen.id)).scalars().all()
+        # The named ward's link is made by the guardianship service, which draws its id at random.
+        links = sorted((g.id, g.guardian_id, g.minor_id, g.basis, _plain(g.since))
+                       for g in session.exec(select(Guardianship)).scalars() if g.minor_id not in named_ids)
     _, tables = vault_metadata(policy)
     vault = {}
     with engine.connect() as conn:
@@ -60,7 +65,7 @@ def snapshot(engine: Engine, policy: Policy, secrets: Secrets) -> dict[str, Any]
             columns = [c for c in table.columns if c.name != "id"]
             vault[dataset_id] = [tuple(_plain(v) for v in row)
                                  for row in conn.execute(select(*columns).order_by(table.c.id))]
-    return {"citizens": citizens, "consents": consents, "vault": vault, "ciphertexts": ciphertexts}
+    return {"citizens": citizens, "consents": consents, "vault": vault, "ciphertexts": ciphertexts, "links": links}
 
 
 def _fresh_sqlite(tmp_path: Path, name: str, policy: Policy, secrets: Secrets, clock: FixedClock) -> Runtime:
@@ -81,9 +86,10 @@ def test_same_seed_same_city_on_either_database_from_either_producer(
         first, second = snapshot(runtime.engine, policy, secrets), snapshot(other.engine, policy, secrets)
     finally:
         other.engine.dispose()
-    for part in ("citizens", "consents", "vault"):
+    for part in ("citizens", "consents", "vault", "links"):
         assert first[part] == second[part], part
-    assert len(first["citizens"]) == CITIZENS + len(NAMED)
+    assert len(first["citizens"]) == CITIZENS + len(NAMED) + len(NAMED_WARDS)
+    assert first["links"]
     assert not set(first["ciphertexts"]) & set(second["ciphertexts"])
 
 

@@ -16,9 +16,10 @@ from broker.consent.receipts import evidence_of, receipt_payload
 from broker.db import session_scope
 from broker.demo import DemoIncomplete, seed_demo
 from broker.demo.credentials import demo_domain
-from broker.demo.named import NAMED
+from broker.demo.named import NAMED, NAMED_WARDS
 from broker.identity.citizens import CitizenService, age_on
-from broker.identity.models import Account, Citizen
+from broker.identity.guardianship import Guardianships
+from broker.identity.models import Account, Citizen, Guardianship
 from broker.policy.schema import FieldType
 from broker.timeutil import as_utc
 from broker.vault.tables import table_name, vault_metadata
@@ -33,7 +34,7 @@ def _count(seeded: Seeded, table: str) -> int:
 def test_counts_are_plausible(seeded: Seeded) -> None:
     policy = seeded.runtime.policy
     consent_purposes = [p for p in policy.purposes if p.takes_consent and p.status == "active"]
-    assert _count(seeded, "citizen") == CITIZENS + len(NAMED)
+    assert _count(seeded, "citizen") == CITIZENS + len(NAMED) + len(NAMED_WARDS)
     assert _count(seeded, "account") == len(NAMED) + 2
     assert _count(seeded, "oauth_client") == len(policy.services)
     assert _count(seeded, "notice") == len(consent_purposes)
@@ -68,7 +69,8 @@ def test_every_citizen_s_identifiers_decrypt(seeded: Seeded) -> None:
             assert citizen.email_index == secrets.email_index(identifiers.email)
             assert citizen.locale in ("fr", "en")
         assert service.by_email(f"citizen-17@{domain}") is not None
-    assert emails == named | {f"citizen-{n}@{domain}" for n in range(1, CITIZENS + 1)}
+    wards = {f"{w.local}@{domain}" for w in NAMED_WARDS}
+    assert emails == named | wards | {f"citizen-{n}@{domain}" for n in range(1, CITIZENS + 1)}
 
 
 def test_consent_records_are_ones_the_ledger_would_write(seeded: Seeded) -> None:
@@ -77,6 +79,7 @@ def test_consent_records_are_ones_the_ledger_would_write(seeded: Seeded) -> None
         records = session.exec(select(ConsentRecord).order_by(ConsentRecord.seq)).all()
         notices = {n.id: n for n in session.exec(select(Notice)).all()}
         citizens = {c.pseudonym: c for c in session.exec(select(Citizen)).all()}
+        links = {(g.guardian_id, g.minor_id): g for g in session.exec(select(Guardianship)).all()}
     by_id = {r.id: r for r in records}
     guardians = 0
     for record in records:
@@ -101,6 +104,8 @@ def test_consent_records_are_ones_the_ledger_would_write(seeded: Seeded) -> None
             guardian = citizens[record.guardian_pseudonym]
             assert (record.method, record.expressed_by) == ("guardian", "guardian")
             assert age_on(guardian.birth_date, as_utc(record.valid_from).date()) >= 18
+            link = links[(guardian.id, subject.id)]  # the ledger accepts a guardian only through a link
+            assert link.ended_at is None and as_utc(link.since) <= as_utc(record.valid_from)
         else:
             assert record.expressed_by == "self" and record.guardian_pseudonym is None
             assert record.method in ("portal", "api")
@@ -163,3 +168,23 @@ def test_an_unfinished_seed_is_reported_not_repeated(seeded: Seeded) -> None:
         session.delete(admin)
     with pytest.raises(DemoIncomplete):
         seed_demo(seeded.runtime, citizens=CITIZENS, seed=7, chunk_size=CHUNK)
+
+
+def test_every_minor_with_a_guardian_is_linked_and_camille_cares_for_leo(seeded: Seeded) -> None:
+    today = seeded.runtime.clock.now().date()
+    domain = demo_domain(seeded.runtime.policy)
+    with session_scope(seeded.engine) as session:
+        citizens = {c.id: c for c in session.exec(select(Citizen)).all()}
+        links = session.exec(select(Guardianship)).all()
+        service = CitizenService(session, seeded.runtime.secrets)
+        camille, leo = service.by_email(f"camille@{domain}"), service.by_email(f"leo@{domain}")
+        wards = Guardianships(session).wards(camille, today)
+        assert [w.minor.id for w in wards] == [leo.id]
+        assert ConsentLedger(session, seeded.runtime.policy, seeded.runtime.secrets,
+                             seeded.runtime.clock).history(leo)[0].guardian_pseudonym == camille.pseudonym
+    assert len(links) > len(NAMED_WARDS)
+    for link in links:
+        guardian, minor = citizens[link.guardian_id], citizens[link.minor_id]
+        assert age_on(guardian.birth_date, today) >= 18 and age_on(minor.birth_date, today) < 18
+        assert (link.basis, link.established_by, link.ended_at) == ("registry", "operator", None)
+    assert len({(link.guardian_id, link.minor_id) for link in links}) == len(links)

@@ -2,8 +2,8 @@
 driven by Playwright through the system Chromium (Playwright cannot download its own browser here).
 
 Without /usr/bin/chromium the tests skip with a loud reason, unless ``BROKER_REQUIRE_BROWSER=1`` (CI), where
-they fail instead. Screenshots go to tests/e2e/artifacts/ (ignored by git); the main pages are also copied to
-docs/screenshots/ for the README.
+they fail instead. Screenshots go to tests/e2e/artifacts/ (ignored by git); with ``BROKER_UPDATE_SCREENSHOTS=1`` the main pages
+are also copied to docs/screenshots/ for the README (a plain run never rewrites tracked files).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def screenshot(page: Any, name: str, *, docs: bool = False) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if docs:
+    if docs and os.environ.get("BROKER_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
     return path

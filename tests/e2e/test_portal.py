@@ -131,6 +131,48 @@ def test_the_language_switch(browser: Browser, demo_city: DemoCity) -> None:
     context.close()
 
 
+def test_a_guardian_answers_for_the_child_in_their_care(citizen_page: Page) -> None:
+    page = citizen_page
+    # Camille already agreed to air quality for Léo (the demo's history); here she answers another purpose.
+    purpose = "parking-availability" if page.js_enabled else "energy-renovation"  # type: ignore[attr-defined]
+    page.goto("/")
+    wards = page.locator("#wards")
+    expect(wards).to_contain_text("Enfants dont j’ai la charge")
+    wards.get_by_role("link", name="Léo Martin").click()
+    page.wait_for_url("**/wards/*")
+    expect(page.locator("main h1")).to_have_text("Finalités pour Léo Martin")
+    expect(page.locator("#state-air-quality-study")).to_contain_text("donné")
+    card = page.locator(f"#purpose-{purpose}")
+    card.get_by_role("button", name="J’accepte pour Léo Martin").click()
+    expect(page.locator(".notice.ok")).to_contain_text("représentant légal")
+    page.reload()
+    expect(page.locator(f"#state-{purpose}")).to_contain_text("donné")
+    expect(page.locator(f"#state-{purpose}")).to_contain_text("donné par un représentant légal")
+    # The child's receipts are the child's: Camille's own list has no record for this purpose from today.
+    page.goto("/purposes")
+    expect(page.locator(f"#state-{purpose}")).not_to_contain_text("représentant légal")
+
+
+def test_a_citizen_lowers_their_privacy_cap_and_goes_back_to_the_default(citizen_page: Page) -> None:
+    page = citizen_page
+    page.goto("/my-data")
+    expect(page.locator("#cap-now")).to_contain_text("valeur par défaut de la ville")
+    page.fill("#privacy-cap", "3.5")
+    page.get_by_role("button", name="Enregistrer mon plafond").click()
+    expect(page.locator(".notice.ok")).to_contain_text("plafond de confidentialité est enregistré")
+    expect(page.locator("#cap-now")).to_contain_text("ε = 3,50")
+    expect(page.locator("#cap-now")).not_to_contain_text("valeur par défaut")
+    if page.js_enabled:  # type: ignore[attr-defined]
+        # The browser itself holds the bounds: above the city's default the form does not even post.
+        page.fill("#privacy-cap", "50")
+        page.get_by_role("button", name="Enregistrer mon plafond").click()
+        assert not page.evaluate("document.querySelector('#privacy-cap').checkValidity()")
+        expect(page.locator("#cap-now")).to_contain_text("ε = 3,50")
+    page.get_by_role("button", name="Revenir à la valeur de la ville").click()
+    expect(page.locator(".notice.ok")).to_contain_text("plafond de confidentialité est enregistré")
+    expect(page.locator("#cap-now")).to_contain_text("valeur par défaut de la ville")
+
+
 def _axe(page: Page) -> list[dict[str, Any]]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
@@ -159,6 +201,20 @@ def test_every_page_passes_axe_and_is_screenshotted(browser: Browser, demo_city:
     _login(page, *demo_city.login_of("citizens", "camille"))
     failures |= _audit_pages(page, CITIZEN_PAGES, "citizen", {"/", "/purposes", "/receipts", "/accesses", "/value",
                                                              "/my-data"})
+    page.goto("/")
+    page.locator("#wards a").first.click()
+    page.wait_for_url("**/wards/*")
+    screenshot(page, "citizen-ward", docs=True)
+    if violations := _axe(page):
+        failures["/wards/<ref>"] = violations
+    page.goto("/my-data")
+    page.fill("#privacy-cap", "0.01")  # below the floor: the server's message, as a browser without JS gets it
+    page.evaluate("document.querySelector('form.cap').noValidate = true")
+    page.get_by_role("button", name="Enregistrer mon plafond").click()
+    page.wait_for_url("**/my-data?error=cap")
+    screenshot(page, "citizen-my-data-cap-refused")
+    if violations := _axe(page):
+        failures["/my-data?error=cap"] = violations
     page.goto("/receipts")
     page.locator("tr.receipt-row a").first.click()
     page.wait_for_url("**/receipts/*")

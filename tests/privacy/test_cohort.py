@@ -16,7 +16,7 @@ from broker.policy import Policy
 from broker.policy.decide import QuerySpec, TimeWindow
 from broker.policy.schema import Statistic
 from broker.timeutil import FixedClock
-from tests.consent.conftest import born_years_ago, bumped
+from tests.consent.conftest import born_years_ago, bumped, link
 from tests.privacy.city import AIR, AIR_DATA, City, spec
 
 TYPICAL, EXTREME = 20.0, 150.0
@@ -96,6 +96,8 @@ def test_a_minor_counts_only_through_a_guardian(city: City, engine: Engine, poli
 
     guardian = city.citizen()
     with_guardian = city.citizen(born=born_years_ago(clock, 14))
+    with session_scope(engine) as session:  # the city records who holds parental responsibility
+        link(session, guardian, with_guardian, clock)
     city.consent(with_guardian, guardian=guardian)
     city.records(with_guardian, AIR_DATA, city.reading(TYPICAL))
     assert_only_good(city, 4)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from broker.api.csrf import CSRF_COOKIE
 from broker.keys import Secrets
+from broker.runtime import Runtime
 from broker.timeutil import FixedClock
 from tests.support.people import ORIGIN, Person, logged_in, make_citizen
 
@@ -135,3 +136,32 @@ def test_a_minor_is_told_that_a_guardian_gives_consent(client: TestClient, engin
     refused = _post(client, "/purposes/air-quality-study", state="given")
     assert refused.headers["location"].startswith("/purposes?error=guardian")
     assert "parent ou tuteur" in client.get(refused.headers["location"]).text
+
+
+def test_after_a_version_change_the_citizen_is_prompted_and_consents_again(client: TestClient, citizen: Person,
+                                                                          runtime: Runtime) -> None:
+    logged_in(client, citizen)
+    _post(client, "/purposes/air-quality-study", state="given")
+    assert "a changé depuis votre réponse" not in client.get("/purposes").text
+    purpose = runtime.policy.purpose("air-quality-study")
+    assert purpose is not None
+    # The city publishes a material change: the same running portal now serves version + 1.
+    runtime.policy = runtime.policy.model_copy(update={"purposes": [
+        p.model_copy(update={"version": p.version + 1}) if p.id == purpose.id else p
+        for p in runtime.policy.purposes]})
+    dashboard = client.get("/").text
+    prompt = dashboard.split('id="prompt-title"')[1].split("</article>")[0]
+    assert 'href="/purposes#purpose-air-quality-study"' in prompt and "a changé depuis votre réponse" in prompt
+    card = client.get("/purposes").text.split('id="purpose-air-quality-study"')[1].split("</article>")[0]
+    assert f"version {purpose.version + 1}" in card and "ne compte plus" in card
+    assert "pas encore de réponse" in card.split('id="state-air-quality-study"')[1].split("</p>")[0]
+
+    again = _post(client, "/purposes/air-quality-study", state="given")
+    assert again.headers["location"].startswith("/purposes?done=given")
+    card = client.get("/purposes").text.split('id="purpose-air-quality-study"')[1].split("</article>")[0]
+    assert "ne compte plus" not in card and "donné" in card
+    prompt = client.get("/").text.split('id="prompt-title"')[1].split("</article>")[0]  # other purposes await
+    assert "purpose-air-quality-study" not in prompt and "a changé depuis votre réponse" not in prompt
+    receipts = client.get("/receipts").text
+    versions = re.findall(r'data-purpose="air-quality-study">.*?<td>(\d+)</td>\s*<td><a', receipts, re.S)
+    assert versions == [str(purpose.version + 1), str(purpose.version)]  # newest first
