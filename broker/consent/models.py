@@ -7,7 +7,7 @@ current consent of a citizen for a purpose is the newest record of the pair (hig
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Column, DateTime, Index, Text
 from sqlmodel import Field, SQLModel
@@ -55,3 +55,31 @@ class ConsentRecord(SQLModel, table=True):
     jurisdiction: str = Field(max_length=8)
     previous_id: str | None = Field(default=None, max_length=36)
     evidence: str = Field(max_length=64)  # SHA-256 of the canonical receipt payload
+
+
+class CurrentConsent(SQLModel, table=True):
+    """The newest record of each (purpose, citizen) pair, with the citizen's birth date: what a cohort reads.
+
+    A mirror, not evidence: database triggers (see the initial migration) write it in the same statement as
+    every consent record, whoever inserts it (the ledger, the demo seeder, an import), and copy the birth date
+    from ``citizen`` when either changes, so it cannot drift from the ledger and can be rebuilt from it at any
+    time. It turns the cohort of a purpose from a ``max(seq)`` group-by over the purpose's whole history, joined
+    to the whole citizen table for the age rule, into one range of the primary key (on SQLite a ``WITHOUT
+    ROWID`` table, so the range holds every column the cohort tests).
+    """
+
+    __tablename__ = "consent_current"
+    __table_args__ = (
+        Index("ix_consent_current_pseudonym", "pseudonym"),  # the birth-date trigger finds a citizen's rows
+        {"sqlite_with_rowid": False},
+    )
+
+    purpose_id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    seq: int
+    state: str = Field(max_length=16)
+    purpose_version: int
+    valid_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    guardian_pseudonym: str | None = Field(default=None, max_length=64)
+    consent_type: str = Field(max_length=16)
+    birth_date: date | None = None

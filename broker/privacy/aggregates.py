@@ -3,7 +3,9 @@
 One statement per query, the same on SQLite and PostgreSQL except for one expression (:func:`_latest_key`):
 
 1. **Records**: the dataset's rows of cohort members (a semi-join on the cohort's ``SELECT pseudonym``), in
-   the window ``[from, to)``, with every group key inside its declared values and the measure present.
+   the window ``[from, to)``, with every group key inside its declared values and the measure present. The
+   vault's ``(pseudonym, every field)`` index holds them (:func:`broker.vault.tables.build_table`): SQLite reads
+   each member's rows side by side from it without touching the table; PostgreSQL hashes the cohort and scans.
 2. **One row per citizen** (``GROUP BY pseudonym``): their cell and their contribution.
 
    * Cell: the keys of their most recent record, at the resolution of a second; between records of the same

@@ -2,10 +2,12 @@
 
 * A purpose based on consent counts the citizens whose consent counts now: the ledger's own statement
   (:meth:`broker.consent.ledger.ConsentLedger.valid_consent_pseudonyms`: newest record of the pair ``given``,
-  for the current version, still valid, citizen neither restricted nor erased). Two of the ledger's write-time
-  rules are checked again here, at read time, because a record may come from a bulk import or from before a
-  rule changed, and a predicate costs nothing: under the purpose's minimum age only a consent given through a
-  guardian counts (Art 8), and a special-category purpose counts only explicit consents (Art 9(2)(a)).
+  for the current version, still valid, citizen neither restricted nor erased), read from the mirror of newest
+  records the database keeps (:class:`broker.consent.models.CurrentConsent`), one primary-key range. Two of the
+  ledger's write-time rules are checked again here, at read time, because a record may come from a bulk import
+  or from before a rule changed, and a predicate on the mirror's columns costs nothing: under the purpose's
+  minimum age only a consent given through a guardian counts (Art 8), and a special-category purpose counts
+  only explicit consents (Art 9(2)(a)).
 * A purpose on another legal basis (e.g. a public task, Art 6(1)(e)) is never served through consent: its
   cohort is every citizen neither erased nor restricted (Art 18 restricts all processing, whatever the basis).
 * Either way, citizens over their personal cap drop out (:mod:`broker.privacy.caps`).
@@ -16,11 +18,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, false, or_, select
+from sqlalchemy import Select, false, or_, select
 from sqlmodel import Session, col
 
 from broker.consent.ledger import ConsentLedger
-from broker.consent.models import ConsentRecord
+from broker.consent.models import CurrentConsent
+from broker.db import not_among
 from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy.schema import Policy, Purpose
@@ -49,11 +52,7 @@ class Cohorts:
         over = PersonalCaps(self.session, self.policy).over_cap(base, pseudonym, at, epsilon_micro)
         if over is None:
             return base
-        if self.session.get_bind().dialect.name == "postgresql":
-            # An anti-join: PostgreSQL runs NOT IN over a large subquery row by row once it outgrows work_mem.
-            excluded = over.subquery("over_cap")
-            return base.where(~exists().where(excluded.c.pseudonym == pseudonym))
-        return base.where(pseudonym.not_in(over))  # SQLite builds one ephemeral index for NOT IN
+        return base.where(not_among(self.session, pseudonym, over))
 
     def before_caps(self, purpose: Purpose, at: datetime) -> tuple[Select, Any]:
         """The cohort before personal caps, and its pseudonym column."""
@@ -64,15 +63,13 @@ class Cohorts:
                 stmt = stmt.where(false())
             return stmt, col(Citizen.pseudonym)
         ledger = ConsentLedger(self.session, self.policy, self.secrets, FixedClock(as_utc(at)))
-        # The ledger joins the newest record back by seq alone; naming the purpose again lets the planner read
-        # only that purpose's records (PostgreSQL otherwise hashes the whole table).
-        stmt = ledger.valid_consent_pseudonyms(purpose, at).where(ConsentRecord.purpose_id == purpose.id)
+        stmt = ledger.valid_consent_pseudonyms(purpose, at)
         minimum = self.policy.minimum_age(purpose)
-        old_enough = [col(Citizen.birth_date) <= born_on_or_before(as_utc(at).date(), minimum)]
+        old_enough = [col(CurrentConsent.birth_date) <= born_on_or_before(as_utc(at).date(), minimum)]
         if minimum <= self.policy.broker.default_minimum_age:
             # An unknown birth date passes where the portal's own age floor already covers it (see guardians).
-            old_enough.append(col(Citizen.birth_date).is_(None))
-        stmt = stmt.where(or_(col(ConsentRecord.guardian_pseudonym).is_not(None), *old_enough))
+            old_enough.append(col(CurrentConsent.birth_date).is_(None))
+        stmt = stmt.where(or_(col(CurrentConsent.guardian_pseudonym).is_not(None), *old_enough))
         if purpose.special_category:
-            stmt = stmt.where(ConsentRecord.consent_type == "explicit")
-        return stmt, col(ConsentRecord.pseudonym)
+            stmt = stmt.where(CurrentConsent.consent_type == "explicit")
+        return stmt, col(CurrentConsent.pseudonym)

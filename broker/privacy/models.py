@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from broker.identity.models import Citizen
@@ -80,9 +80,11 @@ class Release(SQLModel, table=True):
 
 # Two indexes on the citizen table serve privacy's per-query reads, which is why they are declared here:
 # * the personal-cap shortcut asks for the smallest cap of anyone on every query (broker.privacy.caps);
-# * the cohort checks every member's restriction, erasure and birth date: from this index, rather than from the
-#   wide citizen rows with their sealed identifiers (about 4x less to read at a million citizens).
+# * the cohort takes away, from the purpose's current consents (broker.consent.models.CurrentConsent, which
+#   also holds the birth dates the age rule reads), the citizens no processing may use, restricted or erased:
+#   a few rows, read from a partial index of their own instead of joining every consent to the whole table.
 _citizen = Citizen.__table__  # type: ignore[attr-defined]
+_BLOCKED = "restricted_at IS NOT NULL OR erased_at IS NOT NULL"
 citizen_privacy_cap_index = Index("ix_citizen_privacy_cap", _citizen.c.privacy_cap)
-citizen_cohort_index = Index("ix_citizen_cohort", _citizen.c.pseudonym, _citizen.c.restricted_at,
-                             _citizen.c.erased_at, _citizen.c.birth_date)
+citizen_blocked_index = Index("ix_citizen_blocked", _citizen.c.pseudonym, sqlite_where=text(_BLOCKED),
+                              postgresql_where=text(_BLOCKED))

@@ -54,7 +54,9 @@ def build_table(dataset: Dataset, metadata: MetaData) -> Table:
         name,
         metadata,
         *columns,
-        Index(f"ix_{name}_pseudonym", "pseudonym"),
+        # Every field after the pseudonym: a query reads its cohort's rows from this index alone, each citizen's
+        # rows side by side, instead of one random table read per row (broker.privacy.aggregates).
+        Index(f"ix_{name}_citizen_rows", "pseudonym", *(f.name for f in dataset.fields)),
         Index(f"ix_{name}_time", dataset.time_field),
     )
 
@@ -82,3 +84,7 @@ def sync_tables(engine: Engine, policy: Policy) -> None:
     if problems:
         raise VaultSchemaMismatch("; ".join(problems))
     metadata.create_all(engine)
+    with engine.begin() as conn:  # create_all adds no index to a table that exists already
+        for table in tables.values():
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
