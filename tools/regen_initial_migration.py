@@ -1,8 +1,9 @@
 """Regenerate ``0001_initial_schema`` from the models, until the first release freezes it.
 
 Nothing has shipped yet, so the schema is one initial migration rendered from ``broker.models`` plus the
-hand-written append-only triggers; after the first release every change becomes a new revision instead
-(``alembic revision --autogenerate``) and this script is deleted.
+hand-written triggers (append-only ``consent_record`` and ``audit_entry``; ``consent_current``); after the first
+release every change becomes a new revision instead (``alembic revision --autogenerate``) and this script is
+deleted.
 """
 
 from __future__ import annotations
@@ -35,26 +36,78 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Consent records are evidence (Art 7(1)): the database itself refuses to change or delete one.
-_APPEND_ONLY_SQLITE = [
-    """CREATE TRIGGER consent_record_no_update BEFORE UPDATE ON consent_record
-       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
-    """CREATE TRIGGER consent_record_no_delete BEFORE DELETE ON consent_record
-       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
-]
-_APPEND_ONLY_POSTGRES = [
-    """CREATE FUNCTION consent_record_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN RAISE EXCEPTION 'consent records are append-only'; END $$""",
-    """CREATE TRIGGER consent_record_append_only BEFORE UPDATE OR DELETE ON consent_record
-       FOR EACH ROW EXECUTE FUNCTION consent_record_append_only()""",
-]
+# Consent records are evidence (Art 7(1)); audit entries are the access log, whose bytes signed checkpoints
+# commit to. The database itself refuses to change or delete either (nothing in the broker ever does: the
+# integrator writes the tree beside the entries, in audit_node and audit_checkpoint, and erasure leaves the log,
+# which holds pseudonyms only, as it is). On PostgreSQL TRUNCATE is refused too.
+_APPEND_ONLY = {
+    "consent_record": "consent records are append-only",
+    "audit_entry": "audit entries are append-only",
+}
 
 
 def _append_only() -> None:
-    dialect = op.get_bind().dialect.name
-    for statement in _APPEND_ONLY_POSTGRES if dialect == "postgresql" else _APPEND_ONLY_SQLITE:
-        op.execute(statement)
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for table, message in _APPEND_ONLY.items():
+        if postgres:
+            op.execute(f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION '{message}'; END $$""")
+            op.execute(f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""")
+            op.execute(f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+                FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()""")
+        else:
+            for event in ("update", "delete"):
+                op.execute(f"""CREATE TRIGGER {table}_no_{event} BEFORE {event.upper()} ON {table}
+                    BEGIN SELECT RAISE(ABORT, '{message}'); END""")
 
+
+def _drop_append_only() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # SQLite drops triggers with their table
+        for table in _APPEND_ONLY:
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+            op.execute(f"DROP FUNCTION {table}_append_only()")
+
+
+# consent_current mirrors the newest record of each (purpose, citizen) pair and the citizen's birth date
+# (broker.consent.models): written by the database on every insert into consent_record, whoever inserts, and on
+# every change of a birth date, so it cannot drift from the ledger or the citizen table.
+_CURRENT_COLUMNS = "purpose_id, pseudonym, seq, state, purpose_version, valid_until, guardian_pseudonym, consent_type"
+_CURRENT_UPSERT = f"""INSERT INTO consent_current ({_CURRENT_COLUMNS}, birth_date)
+       VALUES (NEW.purpose_id, NEW.pseudonym, NEW.seq, NEW.state, NEW.purpose_version, NEW.valid_until,
+               NEW.guardian_pseudonym, NEW.consent_type,
+               (SELECT birth_date FROM citizen WHERE citizen.pseudonym = NEW.pseudonym))
+       ON CONFLICT (purpose_id, pseudonym) DO UPDATE SET
+         seq = excluded.seq, state = excluded.state, purpose_version = excluded.purpose_version,
+         valid_until = excluded.valid_until, guardian_pseudonym = excluded.guardian_pseudonym,
+         consent_type = excluded.consent_type, birth_date = excluded.birth_date
+       WHERE excluded.seq > consent_current.seq;"""
+_BIRTH_DATE_COPY = "UPDATE consent_current SET birth_date = NEW.birth_date WHERE pseudonym = NEW.pseudonym;"
+_CURRENT_SQLITE = [
+    f"""CREATE TRIGGER consent_record_current AFTER INSERT ON consent_record
+       BEGIN {_CURRENT_UPSERT} END""",
+    f"""CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
+       WHEN NEW.birth_date IS NOT OLD.birth_date
+       BEGIN {_BIRTH_DATE_COPY} END""",
+]
+_CURRENT_POSTGRES = [
+    f"""CREATE FUNCTION consent_record_current() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN {_CURRENT_UPSERT} RETURN NULL; END $$""",
+    """CREATE TRIGGER consent_record_current AFTER INSERT ON consent_record
+       FOR EACH ROW EXECUTE FUNCTION consent_record_current()""",
+    f"""CREATE FUNCTION citizen_birth_date_current() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN {_BIRTH_DATE_COPY} RETURN NULL; END $$""",
+    """CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
+       FOR EACH ROW WHEN (NEW.birth_date IS DISTINCT FROM OLD.birth_date)
+       EXECUTE FUNCTION citizen_birth_date_current()""",
+]
+
+
+def _current_consent() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in _CURRENT_POSTGRES if dialect == "postgresql" else _CURRENT_SQLITE:
+        op.execute(statement)
 '''
 
 
@@ -69,10 +122,13 @@ def main() -> None:
         HEADER
         + "\ndef upgrade() -> None:\n"
         + textwrap.indent(textwrap.dedent("    " + up).strip(), "    ")
-        + "\n    _append_only()\n\n\ndef downgrade() -> None:\n"
+        + "\n    _append_only()\n    _current_consent()\n\n\ndef downgrade() -> None:\n"
         + '    if op.get_bind().dialect.name == "postgresql":\n'
-        + '        op.execute("DROP TRIGGER consent_record_append_only ON consent_record")\n'
-        + '        op.execute("DROP FUNCTION consent_record_append_only()")\n'
+        + '        op.execute("DROP TRIGGER consent_record_current ON consent_record")\n'
+        + '        op.execute("DROP FUNCTION consent_record_current()")\n'
+        + '        op.execute("DROP TRIGGER citizen_birth_date_current ON citizen")\n'
+        + '        op.execute("DROP FUNCTION citizen_birth_date_current()")\n'
+        + "    _drop_append_only()\n"
         + textwrap.indent(textwrap.dedent("    " + down).strip(), "    ")
         + "\n"
     )

@@ -16,15 +16,14 @@ from pydantic import BaseModel, Field
 
 from broker.api.deps import RuntimeDep
 from broker.api.portal import PrincipalDep
-from broker.audit import AuditEvent, actions, record
 from broker.audit.checkpoints import Checkpoint
 from broker.audit.entries import EntryFilter, csv_rows, jsonl
+from broker.audit.refusals import account_refused
 from broker.audit.service import MAX_PAGE, AuditLog
-from broker.db import session_scope
 from broker.errors import Forbidden
 from broker.identity.accounts import Role
-from broker.identity.models import Account
 from broker.identity.sessions import Principal
+from broker.oauth.guard import route_of
 from broker.runtime import Runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -45,13 +44,9 @@ def current_auditor(request: Request, runtime: RuntimeDep, principal: PrincipalD
 
 
 def _refused(runtime: Runtime, principal: Principal, request: Request) -> None:
-    route = request.scope.get("route")
-    with session_scope(runtime.engine) as session:  # the refusal's entry commits although the request fails
-        account = session.get(Account, principal.account_id)
-        actor = actions.account_actor(session, account) if account else actions.staff(principal.account_id)
-        record(session, AuditEvent(actor=actor, action=actions.AUTHORIZATION_FAILED, details={
-            "resource": getattr(route, "path", "audit"), "reason": f"role {principal.role} is not auditor"}),
-            runtime.clock.now())
+    # In a transaction of its own: the refusal's entry commits although the request fails.
+    account_refused(runtime.engine, runtime.clock.now(), principal.account_id, resource=route_of(request),
+                    reason=f"role {principal.role} is not auditor")
 
 
 LogDep = Annotated[AuditLog, Depends(audit_log)]

@@ -14,11 +14,13 @@ from fastapi import Depends, Request, Response
 
 from broker.api.csrf import CSRF_COOKIE, csrf_key, csrf_token_valid, new_csrf_token
 from broker.api.deps import RuntimeDep, SessionDep
+from broker.audit.refusals import account_refused
 from broker.db import session_scope
 from broker.errors import Forbidden
 from broker.identity.accounts import Role
 from broker.identity.login import LoginConfig
 from broker.identity.sessions import NotAuthenticated, Principal, SessionStore
+from broker.oauth.guard import audit_refusal, route_of
 from broker.runtime import Runtime
 
 SESSION_COOKIE = "broker_session"
@@ -66,12 +68,18 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
         store = SessionStore(session, runtime.clock, login_config(runtime).timeouts)
         principal = store.resolve(request.cookies.get(SESSION_COOKIE))
     if principal is None:
+        # A service's access token is no portal session: its refusal is logged by the service (audit_refusal
+        # logs only a token this broker issued; anything else names no one).
+        audit_refusal(request.app.state.oauth, request, "service-token-on-portal")
         raise NotAuthenticated("Log in to the portal first.")
     return principal
 
 
-def current_citizen(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+def current_citizen(request: Request, runtime: RuntimeDep,
+                    principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if principal.role != Role.citizen.value or principal.citizen_id is None:
+        account_refused(runtime.engine, runtime.clock.now(), principal.account_id, resource=route_of(request),
+                        reason=f"role {principal.role} has no citizen's space")
         raise Forbidden("This is a citizen's own space; staff accounts have none.")
     return principal
 

@@ -28,14 +28,25 @@ Actors (never an email, a name or a citizen's id):
 * ``consent.changed``: ``subject``, ``purpose``; details ``record_id``, ``state``, ``purpose_version``,
   ``method``, ``expressed_by``, ``previous_record_id``, ``evidence`` (SHA-256 of the receipt payload).
 * ``receipt.issued``: ``subject``, ``purpose``; details ``record_id``, ``evidence``, ``kid``.
-* ``login``, ``login.failed``: details ``method`` (``password`` | ``oidc``), ``role``; for failures ``reason``
-  (``unknown-account`` | ``wrong-password`` | ``disabled`` | ``throttled`` | ...).
+* ``login``, ``login.failed``, ``logout``: details ``method`` (``password`` | ``oidc`` | ``reauthentication``
+  for a password confirmed again before an irreversible act), ``role`` (when the account is known); for
+  failures ``reason``: ``unknown-account`` | ``wrong-password`` | ``disabled`` | ``throttled`` (once per actor
+  and throttle window) for passwords; for ``oidc`` (a login begun here that failed), ``provider-refused`` |
+  ``unverified-answer`` | ``no-id-token`` | ``unverified-email`` | ``staff-account`` | ``disabled``. The email
+  typed, the address and the provider's subject are never kept; an unknown account is ``anonymous``.
 * ``token.issued``, ``token.revoked``: details ``client_id``, ``jti`` (the token's id, not the token),
   ``scopes``, ``expires_at``.
 * ``authorization.failed``: details ``resource`` and ``reason``; the identifier asked for is not kept (it is
-  free input, and may point at another citizen's record).
+  free input, and may point at another citizen's record). Written by the portal (a staff account on a
+  citizen's page, a non-auditor on the log, a service token on a portal page) and by the bearer-token guard
+  (``invalid-token`` or ``insufficient-scope``, with ``required`` scopes and the token's ``jti``). Only a
+  refusal that names someone is logged (see :mod:`broker.audit.refusals`).
 * ``ingest``: written by the ingest service for each batch.
 * ``erasure``: ``subject``; details ``vault_rows`` per dataset.
+* ``guardianship.established``, ``guardianship.ended``: ``subject`` (the minor); details ``link_id``,
+  ``guardian`` (the guardian's pseudonym) and, when established, ``basis`` (``registry`` | ``staff``).
+* ``privacy-cap.changed``: ``subject``; details ``privacy_cap`` (ε per year, null for the policy's default)
+  and ``previous`` (likewise).
 * ``key.rotated``: details ``created`` and ``retired`` key ids.
 * ``policy.loaded``: details ``policy_digest`` (SHA-256 of the policy's canonical JSON), ``event``
   (``start`` | ``upgrade``), ``purposes`` (id → version: which consents counted from then on).
@@ -55,11 +66,15 @@ CONSENT_CHANGED = "consent.changed"
 RECEIPT_ISSUED = "receipt.issued"
 LOGIN = "login"
 LOGIN_FAILED = "login.failed"
+LOGOUT = "logout"
 TOKEN_ISSUED = "token.issued"
 TOKEN_REVOKED = "token.revoked"
 AUTHORIZATION_FAILED = "authorization.failed"
 INGEST = "ingest"
 ERASURE = "erasure"
+GUARDIANSHIP_ESTABLISHED = "guardianship.established"
+GUARDIANSHIP_ENDED = "guardianship.ended"
+PRIVACY_CAP_CHANGED = "privacy-cap.changed"
 KEY_ROTATED = "key.rotated"
 POLICY_LOADED = "policy.loaded"
 

@@ -16,11 +16,12 @@ from sqlmodel import Session, select
 
 from broker.audit import AuditEvent, actions
 from broker.audit import record as record_audit
+from broker.audit.refusals import logged_since
 from broker.db import session_scope
 from broker.errors import BrokerError, Forbidden
 from broker.identity.models import Account
 from broker.identity.passwords import verify_password
-from broker.identity.ratelimit import Limits, LoginThrottleService
+from broker.identity.ratelimit import Limits, LoginThrottleService, TooManyLoginAttempts
 from broker.identity.sessions import Principal, SessionStore, Timeouts
 from broker.keys import Secrets
 from broker.settings import Settings
@@ -79,16 +80,21 @@ class PasswordLogin:
         if not self.config.local_accounts:
             raise LocalAccountsDisabled("Log in through the city's identity provider.")
         index = self.secrets.email_index(email)
+        throttled: TooManyLoginAttempts | None = None
         with session_scope(self.engine) as session:
-            self._throttle(session).check(index, address)
             account = session.exec(select(Account).where(Account.email_index == index)).first()
+            try:
+                self._throttle(session).check(index, address)
+            except TooManyLoginAttempts as exc:
+                throttled = exc
+                self._audit_throttled(session, account, "password")
+        if throttled is not None:
+            raise throttled  # after its entry is committed
         ok = verify_password(account.password_hash if account else None, password)
         if account is None or not ok or account.disabled_at is not None:
             reason = "unknown-account" if account is None else "wrong-password" if not ok else "disabled"
             with session_scope(self.engine) as session:
                 self._throttle(session).record_failure(index, address)
-                # Throttled attempts (above) are refused before any check and not logged one by one: only
-                # failures that count reach the log, so the throttle also bounds what an attacker can write.
                 self._audit(session, account, actions.LOGIN_FAILED, "password", reason=reason)
             # Raised after the count is committed, so the failure stays counted.
             raise LoginFailed("The email address or the password is not right.")
@@ -106,13 +112,20 @@ class PasswordLogin:
         Wrong passwords count against the same limits as logins, so a stolen session cannot be turned into a
         password-guessing oracle.
         """
+        throttled: TooManyLoginAttempts | None = None
         with session_scope(self.engine) as session:
             account = session.get(Account, principal.account_id)
             if account is None:
                 raise ReauthenticationFailed("This account no longer exists.")
             index = account.email_index  # the same counter as this account's logins
-            self._throttle(session).check(index, address)
+            try:
+                self._throttle(session).check(index, address)
+            except TooManyLoginAttempts as exc:
+                throttled = exc
+                self._audit_throttled(session, account, "reauthentication")
             stored = account.password_hash
+        if throttled is not None:
+            raise throttled
         if stored is None:
             fresh = self.clock.now() - principal.created_at <= RECENT_LOGIN
             if principal.method != "oidc" or not fresh:
@@ -127,8 +140,14 @@ class PasswordLogin:
         raise ReauthenticationFailed("The password is not right.")
 
     def logout(self, token: str | None) -> None:
+        """End the session; a live one is logged (``logout``, by the account's actor), an unknown or ended one
+        changes nothing and is not."""
         with session_scope(self.engine) as session:
-            SessionStore(session, self.clock, self.config.timeouts).revoke(token)
+            store = SessionStore(session, self.clock, self.config.timeouts)
+            principal = store.resolve(token)
+            store.revoke(token)
+            if principal is not None:
+                self._audit(session, session.get(Account, principal.account_id), actions.LOGOUT, principal.method)
 
     def _audit(self, session: Session, account: Account | None, action: str, method: str,
                reason: str | None = None) -> None:
@@ -138,6 +157,15 @@ class PasswordLogin:
             details["reason"] = reason
         actor = actions.account_actor(session, account) if account is not None else actions.ANONYMOUS
         record_audit(session, AuditEvent(actor=actor, action=action, details=details), self.clock.now())
+
+    def _audit_throttled(self, session: Session, account: Account | None, method: str) -> None:
+        """A login refused by the throttle (429), logged once per actor and throttle window rather than once per
+        attempt: refused attempts cost an attacker nothing, and each entry would stay in the log for good."""
+        actor = actions.account_actor(session, account) if account is not None else actions.ANONYMOUS
+        since = self.clock.now() - self.config.limits.window
+        if not logged_since(session, action=actions.LOGIN_FAILED, actor=actor, since=since,
+                            details={"method": method, "reason": "throttled"}):
+            self._audit(session, account, actions.LOGIN_FAILED, method, reason="throttled")
 
     def _throttle(self, session: Session) -> LoginThrottleService:
         return LoginThrottleService(session, self.secrets, self.clock, self.config.limits)

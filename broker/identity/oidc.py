@@ -54,6 +54,11 @@ LOCALES = ("fr", "en")
 class OidcLoginFailed(BrokerError):
     code, status, title = "oidc-login-failed", 400, "Login through the identity provider failed"
 
+    def __init__(self, detail: str, *, reason: str, account_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason  # for the access log: one of the ``login.failed`` reasons (broker.audit.actions)
+        self.account_id = account_id  # the account the login was for, when the provider's answer named one
+
 
 class OidcProviderUnavailable(BrokerError):
     code, status, title = "oidc-provider-unavailable", 503, "Identity provider unavailable"
@@ -124,9 +129,21 @@ class OidcLogin:
         # The state is consumed first, whatever follows: a state is good for one callback only.
         data = await anyio.to_thread.run_sync(self._take, state, binding)
         if data is None:
-            raise OidcLoginFailed("This login link is unknown, expired or from another browser; start again.")
+            # Not logged: a callback that matches no login begun here names no one, and anyone could send such
+            # callbacks by the million to fill a log that keeps everything for good.
+            raise OidcLoginFailed("This login link is unknown, expired or from another browser; start again.",
+                                  reason="unknown-state")
+        try:
+            session_token = await self._complete(data, code, error, user_agent, replacing)
+        except OidcLoginFailed as exc:  # a login begun here that failed: its own entry, the error unchanged
+            await anyio.to_thread.run_sync(self._audit_failure, exc)
+            raise
+        return session_token, data["next"]
+
+    async def _complete(self, data: dict[str, str], code: str | None, error: str | None, user_agent: str | None,
+                        replacing: str | None) -> str:
         if error or not code:
-            raise OidcLoginFailed("The identity provider did not complete the login.")
+            raise OidcLoginFailed("The identity provider did not complete the login.", reason="provider-refused")
         try:
             metadata = await self._metadata()
             token = await self.client.fetch_access_token(
@@ -137,11 +154,11 @@ class OidcLogin:
                 "sub": {"essential": True},
             })
         except (AuthlibBaseError, JoseError, httpx2.HTTPError, KeyError, ValueError) as exc:
-            raise OidcLoginFailed("The identity provider's answer could not be verified.") from exc
+            raise OidcLoginFailed("The identity provider's answer could not be verified.",
+                                  reason="unverified-answer") from exc
         if not claims:
-            raise OidcLoginFailed("The identity provider returned no ID token.")
-        session_token = await anyio.to_thread.run_sync(self._sign_in, dict(claims), user_agent, replacing)
-        return session_token, data["next"]
+            raise OidcLoginFailed("The identity provider returned no ID token.", reason="no-id-token")
+        return await anyio.to_thread.run_sync(self._sign_in, dict(claims), user_agent, replacing)
 
     # -- internals ----------------------------------------------------------------------------------------
     async def _metadata(self) -> dict[str, Any]:
@@ -195,7 +212,8 @@ class OidcLogin:
                 session.add(OidcLink(subject_index=index, account_id=account.id, created_at=now,
                                      last_login_at=now))
             if account is None or account.disabled_at is not None:
-                raise OidcLoginFailed("This account cannot log in.")
+                raise OidcLoginFailed("This account cannot log in.", reason="disabled",
+                                      account_id=account.id if account is not None else None)
             store = SessionStore(session, self.clock, self.timeouts)
             store.revoke(replacing)  # no session fixation: a new id at every login
             token = store.open(account, method="oidc", user_agent=user_agent)
@@ -203,17 +221,32 @@ class OidcLogin:
                                              details={"method": "oidc", "role": account.role}), now)
             return token
 
+    def _audit_failure(self, failure: OidcLoginFailed) -> None:
+        """``login.failed`` in a transaction of its own (the sign-in's, if any, rolled back): by the account's
+        actor when the provider's answer named an account, else ``anonymous``; never the provider's subject,
+        the email it sent or the address."""
+        with session_scope(self.engine) as session:
+            account = session.get(Account, failure.account_id) if failure.account_id else None
+            details = {"method": "oidc", "reason": failure.reason}
+            if account is not None:
+                details["role"] = account.role
+            actor = actions.account_actor(session, account) if account is not None else actions.ANONYMOUS
+            record_audit(session, AuditEvent(actor=actor, action=actions.LOGIN_FAILED, details=details),
+                         self.clock.now())
+
     def _first_login_account(self, session: Session, claims: dict[str, Any], now: datetime) -> Account:
         email = claims.get("email")
         if not isinstance(email, str) or not email or claims.get("email_verified") not in (True, "true"):
             # Linking by an unverified email would let anyone who types a citizen's address take over their
             # account; creating one would squat the address. Either way, refuse.
-            raise OidcLoginFailed("The identity provider did not share a verified email address.")
+            raise OidcLoginFailed("The identity provider did not share a verified email address.",
+                                  reason="unverified-email")
         index = self.secrets.email_index(email)
         account = session.exec(select(Account).where(Account.email_index == index)).first()
         if account is not None:
             if account.role != Role.citizen.value:
-                raise OidcLoginFailed("Staff accounts log in with their password.")
+                raise OidcLoginFailed("Staff accounts log in with their password.", reason="staff-account",
+                                      account_id=account.id)
             return account
         citizens = CitizenService(session, self.secrets)
         citizen = citizens.by_email(email)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from broker.app import create_app
@@ -21,6 +23,7 @@ from broker.oauth.registration import ClientRegistry
 from broker.runtime import Runtime
 from broker.timeutil import FixedClock
 from tests.oauth.support import ISSUER, LOOPBACK
+from tests.support.oidc_provider import OidcTestProvider
 
 Append = Callable[..., list[int]]
 
@@ -63,6 +66,24 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
         connection.execute(text(sql), params)
 
 
+def drop_append_only(engine: Engine) -> None:
+    """Remove the triggers that refuse UPDATE, DELETE (and TRUNCATE) on ``audit_entry``, as the database's owner
+    can: what ``audit verify`` must catch is a log changed by someone who holds the database, not the broker."""
+    if engine.dialect.name == "postgresql":
+        execute(engine, "DROP TRIGGER audit_entry_append_only ON audit_entry")
+        execute(engine, "DROP TRIGGER audit_entry_no_truncate ON audit_entry")
+    else:
+        execute(engine, "DROP TRIGGER audit_entry_no_update")
+        execute(engine, "DROP TRIGGER audit_entry_no_delete")
+
+
+@pytest.fixture
+def tamperable(engine: Engine) -> Engine:
+    """The database with ``audit_entry`` no longer append-only, for the tests that tamper with the log."""
+    drop_append_only(engine)
+    return engine
+
+
 @pytest.fixture
 def app_client(runtime: Runtime) -> Iterator[TestClient]:
     """The app without its background integrator, so that a test decides when checkpoints are signed."""
@@ -88,3 +109,29 @@ def service_client(runtime: Runtime, service_key: ECKey) -> tuple[str, ECKey]:
         ClientRegistry(session, runtime.policy).register(
             service.id, jwks=json.dumps({"keys": [service_key.as_dict(private=False)]}), now=runtime.clock.now())
     return service.id, service_key
+
+
+@pytest.fixture(scope="session")
+def _oidc_server() -> Iterator[OidcTestProvider]:
+    provider = OidcTestProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_provider(_oidc_server: OidcTestProvider) -> Iterator[OidcTestProvider]:
+    _oidc_server.reset()
+    _oidc_server.redirect_uris = ["http://127.0.0.1:8000/login/oidc/callback"]
+    yield _oidc_server
+    _oidc_server.reset()
+
+
+@pytest.fixture
+def oidc_client(runtime: Runtime, oidc_provider: OidcTestProvider) -> Iterator[TestClient]:
+    """The app (without its background integrator) with the test OpenID provider as the city's."""
+    settings = runtime.settings.model_copy(update={
+        "oidc_issuer": oidc_provider.issuer, "oidc_client_id": oidc_provider.client_id,
+        "oidc_client_secret": SecretStr(oidc_provider.client_secret)})
+    app = create_app(runtime=dataclasses.replace(runtime, settings=settings), audit_integrator=False)
+    with TestClient(app, base_url="http://127.0.0.1:8000", client=LOOPBACK) as client:
+        yield client

@@ -26,6 +26,10 @@ from tests.audit.conftest import Append, execute, export_lines
 
 SIZES = (10, 25, 40)
 
+# These tests change, delete, move and insert entries: first they drop the triggers that keep audit_entry
+# append-only (tests/audit/test_append_only.py checks those), as someone holding the database could.
+pytestmark = pytest.mark.usefixtures("tamperable")
+
 
 @pytest.fixture
 def log(engine: Engine, append: Append, secrets: Secrets, clock: FixedClock, keyring: KeyRing) -> list[str]:
@@ -248,3 +252,34 @@ def test_runs_checked_in_parallel_processes_find_the_same_first_place(
     assert str(verify_database(engine, workers=2).finding).startswith("index 17: the entry hashes to")
     assert str(verify_export(export_lines(engine), keyring.jwks(), log, workers=2).finding).startswith(
         "index 17: the entry hashes to")
+
+
+def test_entries_beyond_the_fast_path_are_verified_by_rfc_8785_itself(engine: Engine, clock: FixedClock,
+                                                                      keyring: KeyRing) -> None:
+    values = (1e-7, 4.0, 1e21, 2**53 - 1, "Transports en commun à Lyon", {"\U0001f600": 1, "\ufb01": 2})
+    with session_scope(engine) as session:
+        for value in values:
+            record(session, AuditEvent(actor="system", action="test.event", details={"v": value}), clock.now())
+    assert verify_database(engine).ok
+    assert verify_export(export_lines(engine), keyring.jwks(), []).ok
+    # Sorted by code point (as orjson and the standard library sort) rather than by UTF-16 unit: not RFC 8785.
+    body = json.dumps(body_of(engine, 5), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert body != rfc8785.dumps(body_of(engine, 5))
+    execute(engine, "UPDATE audit_entry SET body = :b, leaf_hash = :h WHERE seq = 5", b=body.decode(),
+            h=rfc9162.leaf_hash(body))
+    assert failure(engine).startswith("index 5: not a canonical JSON entry")
+
+
+def test_an_entry_of_the_wrong_shape_is_reported_not_a_crash(engine: Engine, clock: FixedClock) -> None:
+    with session_scope(engine) as session:
+        for _ in range(2):
+            record(session, AuditEvent(actor="service:mobility", action="query", purpose="traffic-planning",
+                                       dataset="trips", decision="allow", epsilon=0.5), clock.now())
+    rewrite(engine, 0, lambda e: e.update(details="not an object"), fix_hash=True)
+    assert failure(engine).startswith("index 0: an allowed query without service, purpose, dataset and details.period")
+    rewrite(engine, 1, lambda e: e.update(seq=True), fix_hash=True)  # true == 1 in Python, not in the log
+    rewrite(engine, 0, lambda e: e.update(details={}), fix_hash=True)
+    assert failure(engine).startswith("index 0: an allowed query without")
+    execute(engine, "UPDATE audit_entry SET action = 'test.event' WHERE seq = 0")
+    rewrite(engine, 0, lambda e: e.update(action="test.event"), fix_hash=True)
+    assert failure(engine).startswith("index 1: the entry says it is entry True")

@@ -15,26 +15,78 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Consent records are evidence (Art 7(1)): the database itself refuses to change or delete one.
-_APPEND_ONLY_SQLITE = [
-    """CREATE TRIGGER consent_record_no_update BEFORE UPDATE ON consent_record
-       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
-    """CREATE TRIGGER consent_record_no_delete BEFORE DELETE ON consent_record
-       BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END""",
-]
-_APPEND_ONLY_POSTGRES = [
-    """CREATE FUNCTION consent_record_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN RAISE EXCEPTION 'consent records are append-only'; END $$""",
-    """CREATE TRIGGER consent_record_append_only BEFORE UPDATE OR DELETE ON consent_record
-       FOR EACH ROW EXECUTE FUNCTION consent_record_append_only()""",
-]
+# Consent records are evidence (Art 7(1)); audit entries are the access log, whose bytes signed checkpoints
+# commit to. The database itself refuses to change or delete either (nothing in the broker ever does: the
+# integrator writes the tree beside the entries, in audit_node and audit_checkpoint, and erasure leaves the log,
+# which holds pseudonyms only, as it is). On PostgreSQL TRUNCATE is refused too.
+_APPEND_ONLY = {
+    "consent_record": "consent records are append-only",
+    "audit_entry": "audit entries are append-only",
+}
 
 
 def _append_only() -> None:
-    dialect = op.get_bind().dialect.name
-    for statement in _APPEND_ONLY_POSTGRES if dialect == "postgresql" else _APPEND_ONLY_SQLITE:
-        op.execute(statement)
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for table, message in _APPEND_ONLY.items():
+        if postgres:
+            op.execute(f"""CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION '{message}'; END $$""")
+            op.execute(f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""")
+            op.execute(f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+                FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()""")
+        else:
+            for event in ("update", "delete"):
+                op.execute(f"""CREATE TRIGGER {table}_no_{event} BEFORE {event.upper()} ON {table}
+                    BEGIN SELECT RAISE(ABORT, '{message}'); END""")
 
+
+def _drop_append_only() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # SQLite drops triggers with their table
+        for table in _APPEND_ONLY:
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
+            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+            op.execute(f"DROP FUNCTION {table}_append_only()")
+
+
+# consent_current mirrors the newest record of each (purpose, citizen) pair and the citizen's birth date
+# (broker.consent.models): written by the database on every insert into consent_record, whoever inserts, and on
+# every change of a birth date, so it cannot drift from the ledger or the citizen table.
+_CURRENT_COLUMNS = "purpose_id, pseudonym, seq, state, purpose_version, valid_until, guardian_pseudonym, consent_type"
+_CURRENT_UPSERT = f"""INSERT INTO consent_current ({_CURRENT_COLUMNS}, birth_date)
+       VALUES (NEW.purpose_id, NEW.pseudonym, NEW.seq, NEW.state, NEW.purpose_version, NEW.valid_until,
+               NEW.guardian_pseudonym, NEW.consent_type,
+               (SELECT birth_date FROM citizen WHERE citizen.pseudonym = NEW.pseudonym))
+       ON CONFLICT (purpose_id, pseudonym) DO UPDATE SET
+         seq = excluded.seq, state = excluded.state, purpose_version = excluded.purpose_version,
+         valid_until = excluded.valid_until, guardian_pseudonym = excluded.guardian_pseudonym,
+         consent_type = excluded.consent_type, birth_date = excluded.birth_date
+       WHERE excluded.seq > consent_current.seq;"""
+_BIRTH_DATE_COPY = "UPDATE consent_current SET birth_date = NEW.birth_date WHERE pseudonym = NEW.pseudonym;"
+_CURRENT_SQLITE = [
+    f"""CREATE TRIGGER consent_record_current AFTER INSERT ON consent_record
+       BEGIN {_CURRENT_UPSERT} END""",
+    f"""CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
+       WHEN NEW.birth_date IS NOT OLD.birth_date
+       BEGIN {_BIRTH_DATE_COPY} END""",
+]
+_CURRENT_POSTGRES = [
+    f"""CREATE FUNCTION consent_record_current() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN {_CURRENT_UPSERT} RETURN NULL; END $$""",
+    """CREATE TRIGGER consent_record_current AFTER INSERT ON consent_record
+       FOR EACH ROW EXECUTE FUNCTION consent_record_current()""",
+    f"""CREATE FUNCTION citizen_birth_date_current() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN {_BIRTH_DATE_COPY} RETURN NULL; END $$""",
+    """CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
+       FOR EACH ROW WHEN (NEW.birth_date IS DISTINCT FROM OLD.birth_date)
+       EXECUTE FUNCTION citizen_birth_date_current()""",
+]
+
+
+def _current_consent() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in _CURRENT_POSTGRES if dialect == "postgresql" else _CURRENT_SQLITE:
+        op.execute(statement)
 
 def upgrade() -> None:
     op.create_table('audit_checkpoint',
@@ -104,9 +156,25 @@ def upgrade() -> None:
     sa.UniqueConstraint('email_index')
     )
     with op.batch_alter_table('citizen', schema=None) as batch_op:
-        batch_op.create_index('ix_citizen_cohort', ['pseudonym', 'restricted_at', 'erased_at', 'birth_date'], unique=False)
+        batch_op.create_index('ix_citizen_blocked', ['pseudonym'], unique=False, sqlite_where=sa.text('restricted_at IS NOT NULL OR erased_at IS NOT NULL'), postgresql_where=sa.text('restricted_at IS NOT NULL OR erased_at IS NOT NULL'))
         batch_op.create_index('ix_citizen_privacy_cap', ['privacy_cap'], unique=False)
         batch_op.create_index(batch_op.f('ix_citizen_pseudonym'), ['pseudonym'], unique=True)
+
+    op.create_table('consent_current',
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('purpose_version', sa.Integer(), nullable=False),
+    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('guardian_pseudonym', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('consent_type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('birth_date', sa.Date(), nullable=True),
+    sa.PrimaryKeyConstraint('purpose_id', 'pseudonym'),
+    sqlite_with_rowid=False
+    )
+    with op.batch_alter_table('consent_current', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_current_pseudonym', ['pseudonym'], unique=False)
 
     op.create_table('login_throttle',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
@@ -259,6 +327,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_consent_record_purpose_id'), ['purpose_id'], unique=False)
         batch_op.create_index('ix_consent_subject_purpose_seq', ['pseudonym', 'purpose_id', 'seq'], unique=False)
 
+    op.create_table('guardianship',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('guardian_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('minor_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('basis', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('established_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('since', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('ended_by', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    sa.ForeignKeyConstraint(['guardian_id'], ['citizen.id'], ),
+    sa.ForeignKeyConstraint(['minor_id'], ['citizen.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('guardianship', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_guardianship_guardian_id'), ['guardian_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_guardianship_minor_id'), ['minor_id'], unique=False)
+        batch_op.create_index('ux_guardianship_open_pair', ['guardian_id', 'minor_id'], unique=True, sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
+
     op.create_table('ingest_batch',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('client_id', sa.String(length=64), nullable=False),
@@ -311,12 +397,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_portal_session_account_id'), ['account_id'], unique=False)
 
     _append_only()
+    _current_consent()
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER consent_record_append_only ON consent_record")
-        op.execute("DROP FUNCTION consent_record_append_only()")
+        op.execute("DROP TRIGGER consent_record_current ON consent_record")
+        op.execute("DROP FUNCTION consent_record_current()")
+        op.execute("DROP TRIGGER citizen_birth_date_current ON citizen")
+        op.execute("DROP FUNCTION citizen_birth_date_current()")
+    _drop_append_only()
     with op.batch_alter_table('portal_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_portal_session_account_id'))
 
@@ -331,6 +421,12 @@ def downgrade() -> None:
 
     op.drop_table('oauth_issued_token')
     op.drop_table('ingest_batch')
+    with op.batch_alter_table('guardianship', schema=None) as batch_op:
+        batch_op.drop_index('ux_guardianship_open_pair', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
+        batch_op.drop_index(batch_op.f('ix_guardianship_minor_id'))
+        batch_op.drop_index(batch_op.f('ix_guardianship_guardian_id'))
+
+    op.drop_table('guardianship')
     with op.batch_alter_table('consent_record', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_subject_purpose_seq')
         batch_op.drop_index(batch_op.f('ix_consent_record_purpose_id'))
@@ -368,10 +464,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_login_throttle_window_start'))
 
     op.drop_table('login_throttle')
+    with op.batch_alter_table('consent_current', schema=None) as batch_op:
+        batch_op.drop_index('ix_consent_current_pseudonym')
+
+    op.drop_table('consent_current')
     with op.batch_alter_table('citizen', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_citizen_pseudonym'))
         batch_op.drop_index('ix_citizen_privacy_cap')
-        batch_op.drop_index('ix_citizen_cohort')
+        batch_op.drop_index('ix_citizen_blocked', sqlite_where=sa.text('restricted_at IS NOT NULL OR erased_at IS NOT NULL'), postgresql_where=sa.text('restricted_at IS NOT NULL OR erased_at IS NOT NULL'))
 
     op.drop_table('citizen')
     op.drop_table('budget_account')
