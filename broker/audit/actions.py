@@ -33,7 +33,10 @@ Actors (never an email, a name or a citizen's id):
   failures ``reason``: ``unknown-account`` | ``wrong-password`` | ``disabled`` | ``throttled`` (once per actor
   and throttle window) for passwords; for ``oidc`` (a login begun here that failed), ``provider-refused`` |
   ``unverified-answer`` | ``no-id-token`` | ``unverified-email`` | ``staff-account`` | ``disabled``. The email
-  typed, the address and the provider's subject are never kept; an unknown account is ``anonymous``.
+  typed, the address and the provider's subject are never kept; an unknown account is ``anonymous``. A service
+  whose client authentication failed at an OAuth endpoint: method ``client-authentication``, ``client_id``,
+  ``endpoint`` (``token`` | ``introspection`` | ``revocation``), reason ``invalid-client``; only for a client id
+  the broker knows (the assertion or secret is never kept).
 * ``token.issued``, ``token.revoked``: details ``client_id``, ``jti`` (the token's id, not the token),
   ``scopes``, ``expires_at``.
 * ``authorization.failed``: details ``resource`` and ``reason``; the identifier asked for is not kept (it is

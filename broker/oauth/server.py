@@ -44,10 +44,11 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedTokenTypeError,
     grants,
 )
-from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc6750 import InsufficientScopeError, InvalidTokenError
 from fastapi import Request
 from joserfc import jws
+from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -123,6 +124,25 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         client.grant = Grant(scopes=tuple(granted), authorization_details=tuple(d.claim() for d in details))
 
 
+def claimed_client_id(request: OAuth2Request) -> str | None:
+    """The client a token-endpoint request says it is, before any check: HTTP Basic's user, the
+    ``client_id`` field, or the ``iss`` of a client assertion (read, not verified). Only for the log."""
+    basic_id, _ = extract_basic_authorization(request.headers)
+    if basic_id:
+        return str(basic_id)[:128]
+    form = request.payload.data if request.payload is not None else {}
+    if form.get("client_id"):
+        return str(form["client_id"])[:128]
+    assertion = form.get("client_assertion")
+    if not assertion:
+        return None
+    try:
+        issuer = json.loads(jws.extract_compact(str(assertion).encode()).payload).get("iss")
+    except (JoseError, ValueError, AttributeError):
+        return None
+    return issuer[:128] if isinstance(issuer, str) else None
+
+
 class BrokerAuthorizationServer(AuthorizationServer):
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(scopes_supported=supported_scopes(runtime.policy))
@@ -160,6 +180,22 @@ class BrokerAuthorizationServer(AuthorizationServer):
     # -- authlib's AuthorizationServer ----------------------------------------------------------------------
     def query_client(self, client_id: str) -> BrokerClient | None:
         return load_client(store.client_row(store.current().connection, client_id), self.runtime.policy)
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> Any:
+        """authlib's client authentication; a failure that names a registered client lands in the access log
+        with the request's other writes (a name that is not a client of ours is refused unlogged, like a bearer
+        string that is not one of our tokens: see broker.audit.refusals)."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            claimed = claimed_client_id(request)
+            client = self.query_client(claimed) if claimed else None
+            if client is not None:
+                store.current().writes.audit.append(AuditEvent(
+                    actor=actions.service(client.service.id), action=actions.LOGIN_FAILED,
+                    details={"method": "client-authentication", "client_id": client.client_id,
+                             "endpoint": endpoint, "reason": "invalid-client"}))
+            raise
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         # The token is ours and a moment old: read its claims without verifying them again.

@@ -67,7 +67,7 @@ class PendingWrites:
     revocations: dict[str, AuditEvent] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.assertion or self.issued or self.revoked or self.purge_before)
+        return bool(self.assertion or self.issued or self.revoked or self.purge_before or self.audit)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Refusals reach the log by pseudonymous actor, each in its own transaction, holding no personal data or secret:
 failed OIDC logins, throttled logins, logouts, the bearer-token guard's refusals, staff and services on
-citizens' endpoints. Refusals that name no one (no token, a string that is not our token, a callback that
-matches no login) leave no entry."""
+citizens' endpoints, failed client authentication. Refusals that name no one (no token, a string that is not
+our token, a callback that matches no login, an unknown client id) leave no entry."""
 
 from __future__ import annotations
 
@@ -196,3 +196,24 @@ def test_a_service_token_on_a_citizens_endpoint_is_logged_by_the_service(
     clean(entry, token)
     assert app_client.get("/v1/me/consents").status_code == 401  # no session, no token: nobody to name
     assert len(entries_of(engine, action=actions.AUTHORIZATION_FAILED)) == 1
+
+
+# -- client authentication at the token endpoint ------------------------------------------------------------
+
+def test_a_failed_client_authentication_is_logged_by_the_service_it_names(
+        app_client: TestClient, engine: Engine, clock: FixedClock, service_client: tuple[str, ECKey]) -> None:
+    service_id, _ = service_client
+    stranger_key = ECKey.generate_key("P-256")
+    forged = assertion(stranger_key, service_id, clock)
+    refused = app_client.post("/oauth/token", data=assertion_form(forged, grant_type="client_credentials"))
+    assert refused.json()["error"] == "invalid_client", refused.text
+    entry = only(engine, actions.LOGIN_FAILED)
+    assert entry["actor"] == f"service:{service_id}"
+    assert entry["details"] == {"method": "client-authentication", "client_id": service_id, "endpoint": "token",
+                                "reason": "invalid-client"}
+    clean(entry, forged)
+
+    nobody = assertion(stranger_key, "no-such-client", clock)  # names no client of ours: no entry
+    answer = app_client.post("/oauth/token", data=assertion_form(nobody, grant_type="client_credentials"))
+    assert answer.json()["error"] == "invalid_client", answer.text
+    assert len(entries_of(engine, action=actions.LOGIN_FAILED)) == 1

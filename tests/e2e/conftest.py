@@ -2,8 +2,8 @@
 driven by Playwright through the system Chromium (Playwright cannot download its own browser here).
 
 Without /usr/bin/chromium the tests skip with a loud reason, unless ``BROKER_REQUIRE_BROWSER=1`` (CI), where
-they fail instead. Screenshots go to tests/e2e/artifacts/ (ignored by git); with ``BROKER_UPDATE_SCREENSHOTS=1`` the main pages
-are also copied to docs/screenshots/ for the README (a plain run never rewrites tracked files).
+they fail instead. Screenshots go to tests/e2e/artifacts/ (ignored by git); with ``BROKER_UPDATE_SCREENSHOTS=1``
+the main pages are also copied to docs/screenshots/ for the README (a plain run never rewrites tracked files).
 """
 
 from __future__ import annotations
