@@ -8,6 +8,7 @@ through its blind index; output names them by pseudonym only. Each link and unli
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -16,8 +17,8 @@ from broker.audit import actions
 from broker.db import session_scope
 from broker.errors import BrokerError, NotFound
 from broker.identity.citizens import CitizenService
-from broker.identity.guardianship import Basis, Guardianships
-from broker.identity.models import Citizen
+from broker.identity.guardianship import Basis, Guardianships, in_force
+from broker.identity.models import Citizen, Guardianship
 from broker.runtime import Runtime
 from broker.settings import Settings
 from broker.timeutil import as_utc
@@ -80,6 +81,16 @@ def unlink(guardian_email: GuardianEmail, minor_email: MinorEmail) -> None:
     typer.echo(f"ended link {done.id}")
 
 
+def _status(row: Guardianship, guardian: Citizen | None, minor: Citizen | None, today: date) -> str:
+    """``ended <when>``, ``in force``, or ``lapsed``: not ended, yet no longer counting (the ward came of age,
+    someone was erased), which the ledger already treats as no link at all."""
+    if row.ended_at is not None:
+        return f"ended {as_utc(row.ended_at).isoformat()}"
+    if guardian is not None and minor is not None and in_force(row, guardian, minor, today):
+        return "in force"
+    return "lapsed"
+
+
 @app.command("list")
 def list_links(email: Annotated[str, typer.Argument(help="A citizen's registered email address.")]) -> None:
     """Every link naming this citizen, as guardian or as ward, ended ones included."""
@@ -87,12 +98,13 @@ def list_links(email: Annotated[str, typer.Argument(help="A citizen's registered
     try:
         with session_scope(runtime.engine) as session:
             citizen = _citizen(CitizenService(session, runtime.secrets), email, "citizen")
+            today = as_utc(runtime.clock.now()).date()
             for row in Guardianships(session).links_of(citizen):
                 role = "guardian-of" if row.guardian_id == citizen.id else "ward-of"
-                other = session.get(Citizen, row.minor_id if role == "guardian-of" else row.guardian_id)
-                ended = as_utc(row.ended_at).isoformat() if row.ended_at else "open"
+                guardian, minor = session.get(Citizen, row.guardian_id), session.get(Citizen, row.minor_id)
+                other = minor if role == "guardian-of" else guardian
                 typer.echo(f"{row.id}\t{role}\t{other.pseudonym if other else '?'}\t{row.basis}\t"
-                           f"{as_utc(row.since).isoformat()}\t{ended}")
+                           f"{as_utc(row.since).isoformat()}\t{_status(row, guardian, minor, today)}")
     except BrokerError as exc:
         raise _fail(exc) from None
     finally:

@@ -144,10 +144,31 @@ def test_the_cli_links_lists_and_unlinks_by_email(engine: Engine, settings: Sett
 
     listed = runner.invoke(cli, ["guardians", "list", "parent@lyon.example"], env=env)
     assert listed.exit_code == 0 and "guardian-of" in listed.output and child.pseudonym in listed.output
+    assert listed.output.rstrip().endswith("in force"), listed.output
     assert runner.invoke(cli, ["guardians", "unlink", *emails], env=env).exit_code == 0
+    after = runner.invoke(cli, ["guardians", "list", "child@lyon.example"], env=env)
+    assert "ward-of" in after.output and "\tended 20" in after.output, after.output
     with session_scope(engine) as session:
         [link] = Guardianships(session).links_of(child)
         assert (link.basis, link.established_by, link.ended_by) == ("staff", "operator", "operator")
         assert [e["actor"] for e in _audited(session, actions.GUARDIANSHIP_ESTABLISHED)
                 + _audited(session, actions.GUARDIANSHIP_ENDED)] == ["operator", "operator"]
     assert "parent@" not in listed.output and parent.pseudonym not in listed.output  # the other side only
+
+
+def test_the_cli_lists_a_link_whose_ward_came_of_age_as_lapsed(engine: Engine, settings: Settings,
+                                                               secrets: Secrets, clock: FixedClock) -> None:
+    """Not ended, yet no longer counting: the list must not call it in force."""
+    with session_scope(engine) as session:
+        parent = _citizen(session, secrets, clock, date(1960, 6, 1), email="parent@lyon.example")
+        child = _citizen(session, secrets, clock, date.today() - timedelta(days=17 * 365),
+                         email="child@lyon.example")
+        Guardianships(session).establish(parent, child, basis="registry", actor=actions.OPERATOR,
+                                         now=clock.now())
+        child.birth_date = date.today() - timedelta(days=19 * 365)  # a corrected record: an adult all along
+        session.add(child)
+    env = {"BROKER_DATA_DIR": str(settings.data_dir), "BROKER_DATABASE_URL": settings.resolved_database_url(),
+           "BROKER_POLICY_DIR": str(settings.policy_dir)}
+    listed = CliRunner().invoke(cli, ["guardians", "list", "parent@lyon.example"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.rstrip().endswith("lapsed") and "in force" not in listed.output, listed.output
