@@ -30,6 +30,7 @@ from broker.runtime import Runtime
 from broker.schema import upgrade_all
 from broker.settings import Settings
 from broker.timeutil import FixedClock
+from tests.support.oidc_provider import OidcTestProvider
 from tests.support.people import Person, make_citizen, make_staff
 from tests.support.pgcluster import PgCluster, find_pg_bin
 
@@ -181,3 +182,19 @@ def auditor(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
 @pytest.fixture
 def admin(engine: Engine, secrets: Secrets, clock: FixedClock) -> Person:
     return make_staff(engine, secrets, clock, Role.admin)
+
+
+# The city's OpenID provider, for the portal's OIDC login: one server per session, reset around each test.
+@pytest.fixture(scope="session")
+def _oidc_server() -> Iterator[OidcTestProvider]:
+    provider = OidcTestProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_provider(_oidc_server: OidcTestProvider) -> Iterator[OidcTestProvider]:
+    _oidc_server.reset()
+    _oidc_server.redirect_uris = ["http://127.0.0.1:8000/login/oidc/callback"]
+    yield _oidc_server
+    _oidc_server.reset()

@@ -36,21 +36,6 @@ def app_with(runtime: Runtime) -> AppFactory:
     return build
 
 
-@pytest.fixture(scope="session")
-def _oidc_server() -> Iterator[OidcTestProvider]:
-    provider = OidcTestProvider().start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def oidc_provider(_oidc_server: OidcTestProvider) -> Iterator[OidcTestProvider]:
-    _oidc_server.reset()
-    _oidc_server.redirect_uris = ["http://127.0.0.1:8000/login/oidc/callback"]
-    yield _oidc_server
-    _oidc_server.reset()
-
-
 @pytest.fixture
 def oidc_client(app_with: AppFactory, oidc_provider: OidcTestProvider) -> Iterator[TestClient]:
     """A broker app whose portal logs in through the test provider."""

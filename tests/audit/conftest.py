@@ -111,21 +111,6 @@ def service_client(runtime: Runtime, service_key: ECKey) -> tuple[str, ECKey]:
     return service.id, service_key
 
 
-@pytest.fixture(scope="session")
-def _oidc_server() -> Iterator[OidcTestProvider]:
-    provider = OidcTestProvider().start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def oidc_provider(_oidc_server: OidcTestProvider) -> Iterator[OidcTestProvider]:
-    _oidc_server.reset()
-    _oidc_server.redirect_uris = ["http://127.0.0.1:8000/login/oidc/callback"]
-    yield _oidc_server
-    _oidc_server.reset()
-
-
 @pytest.fixture
 def oidc_client(runtime: Runtime, oidc_provider: OidcTestProvider) -> Iterator[TestClient]:
     """The app (without its background integrator) with the test OpenID provider as the city's."""
