@@ -31,6 +31,7 @@ def no_store(response: Response) -> None:
 router = APIRouter(prefix="/v1/me", tags=["citizen"], dependencies=[Depends(no_store)])
 
 PurposeId = Annotated[str, Path(max_length=64)]
+RecordId = Annotated[str, Path(max_length=64)]
 
 
 class ConsentChange(BaseModel):
@@ -168,7 +169,7 @@ def set_consent(purpose_id: PurposeId, change: ConsentChange, runtime: RuntimeDe
 
 
 @router.get("/receipts/{record_id}")
-def receipt(record_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep, principal: CitizenDep,
+def receipt(record_id: RecordId, runtime: RuntimeDep, principal: CitizenDep,
             session: UnitOfWork) -> SignedRecordOut:
     return SignedRecordOut.of(self_service(runtime, principal, session).receipt(record_id))
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from broker.api.deps import RuntimeDep
-from broker.api.me import ConsentChange, ConsentOut, PurposeId, SignedRecordOut, no_store, self_service
+from broker.api.me import ConsentChange, ConsentOut, PurposeId, RecordId, SignedRecordOut, no_store, self_service
 from broker.api.portal import CitizenDep, UnitOfWork
 from broker.identity.selfservice import WardView
 from broker.timeutil import as_utc
@@ -62,3 +62,11 @@ def set_ward_consent(ward_ref: WardRef, purpose_id: PurposeId, change: ConsentCh
     signed = self_service(runtime, principal, session).set_ward_consent(
         ward_ref, purpose_id, change.state, explicit=change.explicit, language=change.language)
     return SignedRecordOut.of(signed)
+
+
+@router.get("/{ward_ref}/receipts/{record_id}")
+def ward_receipt(ward_ref: WardRef, record_id: RecordId, runtime: RuntimeDep, principal: CitizenDep,
+                 session: UnitOfWork) -> SignedRecordOut:
+    """The signed receipt of one of my ward's records, like ``GET /v1/me/receipts/{record_id}``; a record of
+    anyone else answers like an unknown id, and an ended link like an unknown ward."""
+    return SignedRecordOut.of(self_service(runtime, principal, session).ward_receipt(ward_ref, record_id))

@@ -144,6 +144,21 @@ class CitizenSelfService:
                                        language=language, guardian=self.citizen)
         return self._signed(record)
 
+    def ward_records(self, ward_ref: str) -> list[ConsentRecord]:
+        """The ward's consent records, newest first, whoever expressed them (the guardian or the child)."""
+        ward = self.guardianships.ward(self.citizen, ward_ref, self._today())
+        return list(reversed(self.ledger.history(ward.minor)))
+
+    def ward_receipt(self, ward_ref: str, record_id: str) -> SignedRecord:
+        """The signed receipt of one of the ward's records, while the link is in force; audited with the
+        guardian as actor. An unknown or ended link and another citizen's record all answer the same 404."""
+        try:
+            ward = self.guardianships.ward(self.citizen, ward_ref, self._today())
+        except NotFound:
+            self._refuse_receipt()
+            raise
+        return self._receipt_of(ward.minor, record_id)
+
     def _ward_view(self, ward: Ward) -> WardView:
         today = self._today()
         age = age_on(ward.minor.birth_date, today) if ward.minor.birth_date else 0  # a ward's is always known
@@ -164,17 +179,24 @@ class CitizenSelfService:
         return self._signed(record)
 
     def receipt(self, record_id: str) -> SignedRecord:
+        return self._receipt_of(self.citizen, record_id)
+
+    def _receipt_of(self, owner: Citizen, record_id: str) -> SignedRecord:
+        """The signed receipt of ``owner``'s record ``record_id``: this citizen's own, or a ward's."""
         try:
-            record = self.ledger.get_record(self.citizen, record_id)
+            record = self.ledger.get_record(owner, record_id)
         except NotFound:
-            # A refusal is an action too: its entry is committed although the request ends in an error. The
-            # id asked for is not logged (free input, and possibly another citizen's record).
-            record_audit(self.session, AuditEvent(
-                actor=actions.citizen(self.citizen.pseudonym), action=actions.AUTHORIZATION_FAILED,
-                details={"resource": "consent-receipt", "reason": "not-found-or-not-own"}), self.clock.now())
-            self.session.commit()
+            self._refuse_receipt()
             raise
         return self._signed(record)
+
+    def _refuse_receipt(self) -> None:
+        # A refusal is an action too: its entry is committed although the request ends in an error. The ids
+        # asked for are not logged (free input, and possibly another citizen's record or link).
+        record_audit(self.session, AuditEvent(
+            actor=actions.citizen(self.citizen.pseudonym), action=actions.AUTHORIZATION_FAILED,
+            details={"resource": "consent-receipt", "reason": "not-found-or-not-own"}), self.clock.now())
+        self.session.commit()
 
     def export(self) -> dict[str, Any]:
         return export_citizen(self.session, self.policy, self.secrets, self.citizen, self.clock.now())

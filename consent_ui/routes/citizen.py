@@ -22,7 +22,7 @@ from broker.consent.states import ConsentState, ConsentStatus, NotCounting
 from broker.db import session_scope
 from broker.errors import BrokerError
 from broker.exchange.value import CitizenValue
-from broker.identity.selfservice import CitizenSelfService, PrivacyCapOutOfRange, SelfErasure
+from broker.identity.selfservice import CitizenSelfService, PrivacyCapOutOfRange, SelfErasure, SignedRecord
 from consent_ui import views
 from consent_ui.web import Visit, back, to_login
 
@@ -136,11 +136,16 @@ def receipt_download(request: Request, record_id: Annotated[str, Path(max_length
     def download(_visit: Visit, service: CitizenSelfService) -> Response:
         signed = service.receipt(record_id)
         service.session.commit()
-        return Response(signed.receipt, media_type="application/jose", headers={
-            "Content-Disposition": f'attachment; filename="consent-receipt-{signed.record.id}.jws"',
-            "Cache-Control": "no-store"})
+        return receipt_attachment(signed)
 
     return citizen_page(request, runtime, download)
+
+
+def receipt_attachment(signed: SignedRecord) -> Response:
+    """The compact JWS as a file to keep: a citizen's own receipt or a ward's."""
+    return Response(signed.receipt, media_type="application/jose", headers={
+        "Content-Disposition": f'attachment; filename="consent-receipt-{signed.record.id}.jws"',
+        "Cache-Control": "no-store"})
 
 
 def _recent_accesses(visit: Visit, limit: int, cursor: int | None = None) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def put_consent(client: TestClient, purpose: str, **body: object):
     ("GET", "/v1/me"), ("PATCH", "/v1/me"), ("GET", "/v1/me/consents"), ("PUT", "/v1/me/consents/traffic-planning"),
     ("GET", "/v1/me/receipts/00000000-0000-0000-0000-000000000000"), ("GET", "/v1/me/export"), ("DELETE", "/v1/me"),
     ("GET", "/v1/me/wards"), ("GET", f"/v1/me/wards/{UNKNOWN}"), ("PUT", f"/v1/me/wards/{UNKNOWN}/consents/x"),
+    ("GET", f"/v1/me/wards/{UNKNOWN}/receipts/{UNKNOWN}"),
 ])
 def test_without_a_session_every_route_answers_401(client: TestClient, method: str, path: str) -> None:
     body = {"state": "given"} if method == "PUT" else {"privacy_cap": 1} if method == "PATCH" else None
@@ -336,3 +337,71 @@ def test_a_guardian_cannot_decide_what_the_ward_decides_alone(client: TestClient
     # Health research asks 18: there the guardian still speaks, with the explicit confirmation.
     health = put_ward_consent(client, listed["ward_ref"], special_purpose(policy), state="given", explicit=True)
     assert health.status_code == 200 and health.json()["record"]["expressed_by"] == "guardian"
+
+
+def receipt_entries(engine: Engine) -> list[tuple[str, str | None, dict]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT actor, subject, body FROM audit_entry WHERE action = 'receipt.issued' "
+                                 "ORDER BY seq")).all()
+    return [(r.actor, r.subject, json.loads(r.body)) for r in rows]
+
+
+def test_a_guardian_fetches_the_receipt_of_a_wards_record(client: TestClient, engine: Engine, citizen: Person,
+                                                           ward: Person, policy: Policy, secrets: Secrets) -> None:
+    logged_in(client, citizen)
+    ward_ref = client.get("/v1/me/wards").json()["wards"][0]["ward_ref"]
+    record = put_ward_consent(client, ward_ref, plain_purpose(policy), state="given").json()["record"]
+    before = len(receipt_entries(engine))
+
+    again = client.get(f"/v1/me/wards/{ward_ref}/receipts/{record['id']}")
+    assert again.status_code == 200, again.text
+    assert again.headers["cache-control"] == "no-store"
+    assert set(again.json()) == {"record", "receipt"} and again.json()["record"] == record
+    payload = verify_receipt(again.json()["receipt"], client.get("/.well-known/jwks.json").json())
+    assert payload["record_id"] == record["id"]
+    assert payload["subject"]["pseudonym"] == secrets.pseudonym(ward.citizen_id or "")
+
+    entries = receipt_entries(engine)
+    assert len(entries) == before + 1
+    actor, subject, body = entries[-1]
+    assert actor == f"citizen:{secrets.pseudonym(citizen.citizen_id or '')}"
+    assert subject == secrets.pseudonym(ward.citizen_id or "")
+    assert body["details"]["record_id"] == record["id"]
+    everything = json.dumps(entries)
+    assert citizen.email not in everything and ward.email not in everything
+
+
+def test_a_wards_receipt_needs_the_link_in_force_and_the_wards_own_record(
+        client: TestClient, engine: Engine, citizen: Person, ward: Person, other_citizen: Person, policy: Policy,
+        secrets: Secrets, clock: FixedClock) -> None:
+    purpose = plain_purpose(policy)
+    logged_in(client, other_citizen)
+    theirs = put_consent(client, purpose, state="given").json()["record"]["id"]
+    logged_in(client, citizen)
+    mine = put_consent(client, purpose, state="given").json()["record"]["id"]
+    ward_ref = client.get("/v1/me/wards").json()["wards"][0]["ward_ref"]
+    record = put_ward_consent(client, ward_ref, purpose, state="given").json()["record"]["id"]
+
+    unknown = client.get(f"/v1/me/wards/{ward_ref}/receipts/{UNKNOWN}")
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+    for foreign in (theirs, mine):  # another citizen's record, the guardian's own included
+        answer = client.get(f"/v1/me/wards/{ward_ref}/receipts/{foreign}")
+        assert answer.status_code == 404 and answer.json() == unknown.json()
+
+    no_ward = client.get(f"/v1/me/wards/{UNKNOWN}/receipts/{record}").json()
+    assert no_ward == client.get(f"/v1/me/wards/{UNKNOWN}").json()
+    logged_in(client, other_citizen)  # an adult the ward is not linked to
+    unlinked = client.get(f"/v1/me/wards/{ward_ref}/receipts/{record}")
+    assert unlinked.status_code == 404 and unlinked.json() == no_ward
+
+    with session_scope(engine) as session:
+        Guardianships(session).end(session.get(Citizen, citizen.citizen_id), session.get(Citizen, ward.citizen_id),
+                                   actor="operator", now=clock.now())
+    logged_in(client, citizen)
+    ended = client.get(f"/v1/me/wards/{ward_ref}/receipts/{record}")
+    assert ended.status_code == 404 and ended.json() == no_ward
+    with engine.connect() as conn:
+        refusals = conn.execute(text("SELECT body FROM audit_entry WHERE action = 'authorization.failed'")).all()
+    refused = [r.body for r in refusals if json.loads(r.body)["details"].get("resource") == "consent-receipt"]
+    assert len(refused) == 6  # each refusal above, committed although it answered an error
+    assert all(record not in body and ward_ref not in body for body in refused)  # the ids asked for stay out

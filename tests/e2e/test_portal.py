@@ -131,7 +131,7 @@ def test_the_language_switch(browser: Browser, demo_city: DemoCity) -> None:
     context.close()
 
 
-def test_a_guardian_answers_for_the_child_in_their_care(citizen_page: Page) -> None:
+def test_a_guardian_answers_for_the_child_in_their_care(citizen_page: Page, demo_city: DemoCity) -> None:
     page = citizen_page
     # Camille already agreed to air quality for Léo (the demo's history); here she answers another purpose.
     purpose = "parking-availability" if page.js_enabled else "energy-renovation"  # type: ignore[attr-defined]
@@ -148,6 +148,22 @@ def test_a_guardian_answers_for_the_child_in_their_care(citizen_page: Page) -> N
     page.reload()
     expect(page.locator(f"#state-{purpose}")).to_contain_text("donné")
     expect(page.locator(f"#state-{purpose}")).to_contain_text("donné par un représentant légal")
+    # The answer is the newest of Léo's receipts, expressed by Camille; its receipt downloads and verifies.
+    newest = page.locator("#receipts tr.ward-receipt-row").first
+    expect(newest).to_have_attribute("data-purpose", purpose)
+    expect(newest).to_have_attribute("data-state", "given")
+    expect(newest).to_contain_text("vous")
+    newest.get_by_role("link").click()
+    page.wait_for_url("**/wards/*/receipts/*")
+    expect(page.locator("main h1")).to_have_text("Reçu")
+    expect(page.locator("#receipt-state")).to_have_text("donné")
+    with page.expect_download() as download:
+        page.click("#download-receipt")
+    payload = verify_compact(download.value.path().read_text().strip(),
+                             httpx.get(f"{demo_city.url}/.well-known/jwks.json").json())
+    assert (payload["purpose"]["id"], payload["state"]) == (purpose, "given")
+    page.get_by_role("link", name="Finalités pour Léo Martin").click()
+    page.wait_for_url("**/wards/*")
     # The child's receipts are the child's: Camille's own list has no record for this purpose from today.
     page.goto("/purposes")
     expect(page.locator(f"#state-{purpose}")).not_to_contain_text("représentant légal")
@@ -207,6 +223,11 @@ def test_every_page_passes_axe_and_is_screenshotted(browser: Browser, demo_city:
     screenshot(page, "citizen-ward", docs=True)
     if violations := _axe(page):
         failures["/wards/<ref>"] = violations
+    page.locator("#receipts tr.ward-receipt-row a").first.click()
+    page.wait_for_url("**/wards/*/receipts/*")
+    screenshot(page, "citizen-ward-receipt", docs=True)
+    if violations := _axe(page):
+        failures["/wards/<ref>/receipts/<id>"] = violations
     page.goto("/my-data")
     page.fill("#privacy-cap", "0.01")  # below the floor: the server's message, as a browser without JS gets it
     page.evaluate("document.querySelector('form.cap').noValidate = true")

@@ -57,6 +57,8 @@ def test_a_citizen_gives_then_withdraws_and_the_receipts_show_both(client: TestC
     receipts = client.get("/receipts").text
     assert receipts.count('data-purpose="air-quality-study"') == 2 and 'data-state="withdrawn"' in receipts
     record_id = re.search(r'href="/receipts/([0-9a-f-]{36})"', receipts).group(1)
+    # How the choice was made, in words rather than the record's codes.
+    assert "consentement, par la personne elle-même, sur ce portail" in client.get(f"/receipts/{record_id}").text
     jws = client.get(f"/receipts/{record_id}/receipt.jws")
     assert jws.status_code == 200 and jws.text.count(".") == 2
     payload = json.loads(base64.urlsafe_b64decode(jws.text.split(".")[1] + "=="))
