@@ -37,12 +37,15 @@ branch_labels = None
 depends_on = None
 
 # Consent records are evidence (Art 7(1)); audit entries are the access log, whose bytes signed checkpoints
-# commit to. The database itself refuses to change or delete either (nothing in the broker ever does: the
-# integrator writes the tree beside the entries, in audit_node and audit_checkpoint, and erasure leaves the log,
-# which holds pseudonyms only, as it is). On PostgreSQL TRUNCATE is refused too.
+# commit to, and the tree and checkpoints built over them only ever grow. The database itself refuses to change
+# or delete any of them (nothing in the broker ever does: the integrator inserts nodes and checkpoints and moves
+# only its position in audit_state, and erasure leaves the log, which holds pseudonyms only, as it is). On
+# PostgreSQL TRUNCATE is refused too.
 _APPEND_ONLY = {
     "consent_record": "consent records are append-only",
     "audit_entry": "audit entries are append-only",
+    "audit_node": "audit tree nodes are append-only",  # subtree hashes: fixed once both halves exist
+    "audit_checkpoint": "audit checkpoints are append-only",
 }
 
 

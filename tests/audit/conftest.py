@@ -66,15 +66,20 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
         connection.execute(text(sql), params)
 
 
+#: The access log's append-only tables (tools/regen_initial_migration.py installs their triggers).
+APPEND_ONLY_TABLES = ("audit_entry", "audit_node", "audit_checkpoint")
+
+
 def drop_append_only(engine: Engine) -> None:
-    """Remove the triggers that refuse UPDATE, DELETE (and TRUNCATE) on ``audit_entry``, as the database's owner
+    """Remove the triggers that refuse UPDATE, DELETE (and TRUNCATE) on the log's tables, as the database's owner
     can: what ``audit verify`` must catch is a log changed by someone who holds the database, not the broker."""
-    if engine.dialect.name == "postgresql":
-        execute(engine, "DROP TRIGGER audit_entry_append_only ON audit_entry")
-        execute(engine, "DROP TRIGGER audit_entry_no_truncate ON audit_entry")
-    else:
-        execute(engine, "DROP TRIGGER audit_entry_no_update")
-        execute(engine, "DROP TRIGGER audit_entry_no_delete")
+    for table in APPEND_ONLY_TABLES:
+        if engine.dialect.name == "postgresql":
+            execute(engine, f"DROP TRIGGER {table}_append_only ON {table}")
+            execute(engine, f"DROP TRIGGER {table}_no_truncate ON {table}")
+        else:
+            execute(engine, f"DROP TRIGGER {table}_no_update")
+            execute(engine, f"DROP TRIGGER {table}_no_delete")
 
 
 @pytest.fixture
