@@ -51,6 +51,8 @@ Actors (never an email, a name or a citizen's id):
 * ``privacy-cap.changed``: ``subject``; details ``privacy_cap`` (ε per year, null for the policy's default)
   and ``previous`` (likewise).
 * ``key.rotated``: details ``created`` and ``retired`` key ids.
+* ``housekeeping``: rows of the login machinery deleted once they served their purpose (``consent-broker db
+  prune``, :mod:`broker.identity.housekeeping`); details ``pruned`` (table → rows) and ``keep_sessions_days``.
 * ``policy.loaded``: details ``policy_digest`` (SHA-256 of the policy's canonical JSON), ``event``
   (``start`` | ``upgrade``), ``purposes`` (id → version: which consents counted from then on).
 """
@@ -79,6 +81,7 @@ GUARDIANSHIP_ESTABLISHED = "guardianship.established"
 GUARDIANSHIP_ENDED = "guardianship.ended"
 PRIVACY_CAP_CHANGED = "privacy-cap.changed"
 KEY_ROTATED = "key.rotated"
+HOUSEKEEPING = "housekeeping"
 POLICY_LOADED = "policy.loaded"
 
 ANONYMOUS = "anonymous"
