@@ -93,6 +93,10 @@ _CURRENT_SQLITE = [
     f"""CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
        WHEN NEW.birth_date IS NOT OLD.birth_date
        BEGIN {_BIRTH_DATE_COPY} END""",
+    # A bulk import may write consent records before their citizens: the birth date arrives with the citizen.
+    f"""CREATE TRIGGER citizen_inserted_current AFTER INSERT ON citizen
+       WHEN NEW.birth_date IS NOT NULL
+       BEGIN {_BIRTH_DATE_COPY} END""",
 ]
 _CURRENT_POSTGRES = [
     f"""CREATE FUNCTION consent_record_current() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -104,6 +108,8 @@ _CURRENT_POSTGRES = [
     """CREATE TRIGGER citizen_birth_date_current AFTER UPDATE OF birth_date ON citizen
        FOR EACH ROW WHEN (NEW.birth_date IS DISTINCT FROM OLD.birth_date)
        EXECUTE FUNCTION citizen_birth_date_current()""",
+    """CREATE TRIGGER citizen_inserted_current AFTER INSERT ON citizen
+       FOR EACH ROW WHEN (NEW.birth_date IS NOT NULL) EXECUTE FUNCTION citizen_birth_date_current()""",
 ]
 
 
@@ -129,6 +135,7 @@ def main() -> None:
         + '    if op.get_bind().dialect.name == "postgresql":\n'
         + '        op.execute("DROP TRIGGER consent_record_current ON consent_record")\n'
         + '        op.execute("DROP FUNCTION consent_record_current()")\n'
+        + '        op.execute("DROP TRIGGER citizen_inserted_current ON citizen")\n'
         + '        op.execute("DROP TRIGGER citizen_birth_date_current ON citizen")\n'
         + '        op.execute("DROP FUNCTION citizen_birth_date_current()")\n'
         + "    _drop_append_only()\n"

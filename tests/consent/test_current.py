@@ -16,8 +16,10 @@ from sqlmodel import Session
 from broker.consent.ledger import ConsentLedger
 from broker.consent.models import ConsentRecord, CurrentConsent
 from broker.db import session_scope
+from broker.identity.models import Citizen
 from broker.keys import Secrets
 from broker.policy import Policy
+from broker.privacy.cohort import Cohorts
 from broker.timeutil import FixedClock
 from tests.consent.conftest import make_citizen, other_plain_purpose, plain_purpose
 
@@ -81,7 +83,8 @@ def test_a_failed_transaction_leaves_the_mirror_as_it_was(engine: Engine, policy
         assert mirror(session) == newest_by_ledger(session)
 
 
-@pytest.mark.parametrize("trigger", ["consent_record_current", "citizen_birth_date_current"])
+@pytest.mark.parametrize("trigger", ["consent_record_current", "citizen_birth_date_current",
+                                     "citizen_inserted_current"])
 def test_the_mirror_is_kept_by_the_migrations_triggers(engine: Engine, trigger: str) -> None:
     """The triggers are part of the schema every deployment runs (``db upgrade``), not of the ORM."""
     with engine.connect() as conn:
@@ -118,3 +121,23 @@ def test_the_mirror_follows_the_citizens_birth_date(session: Session, ledger: Co
 def birth_dates(session: Session, pseudonym: str) -> set[date | None]:
     rows = session.execute(select(CurrentConsent.birth_date).where(CurrentConsent.pseudonym == pseudonym))
     return set(rows.scalars())
+
+
+def test_a_citizen_written_after_their_consents_brings_their_birth_date(
+        session: Session, ledger: ConsentLedger, policy: Policy, secrets: Secrets, clock: FixedClock) -> None:
+    """An import in any order: a minor's consent copied in before the minor must not pass as 'age unknown'."""
+    purpose = plain_purpose(policy)
+    donor = make_citizen(session, secrets, clock)
+    given = ledger.set_state(donor, purpose.id, "given")
+    session.flush()
+    newcomer = "f" * 64  # the pseudonym of a citizen not written yet
+    row = {c.name: getattr(given, c.name) for c in ConsentRecord.__table__.columns if c.name != "seq"}
+    session.execute(insert(ConsentRecord), [{**row, "id": str(uuid.uuid4()), "pseudonym": newcomer}])
+    assert birth_dates(session, newcomer) == {None}
+    born = date(clock.now().year - 10, 1, 1)
+    session.execute(insert(Citizen), [{"id": str(uuid.uuid4()), "pseudonym": newcomer, "birth_date": born,
+                                        "locale": "fr", "created_at": clock.now()}])
+    assert birth_dates(session, newcomer) == {born}
+    cohort = Cohorts(session, policy, secrets).select(purpose, clock.now(), 1)
+    members = set(session.execute(cohort).scalars())
+    assert donor.pseudonym in members and newcomer not in members
