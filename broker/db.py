@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, create_engine, event, exists, not_, or_
+from sqlalchemy import ColumnElement, Engine, Select, create_engine, event, exists
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -88,17 +88,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def not_among(session: Session, column: Any, members: Select, *, unless: Any = None) -> ColumnElement[bool]:
-    """``column`` is not one of the values ``members`` selects (its single column), or ``unless`` holds.
+def not_among(session: Session, column: Any, members: Select) -> ColumnElement[bool]:
+    """``column`` is not one of the values ``members`` selects (its single column): an anti-join either way.
 
-    An anti-join either way: SQLite builds one ephemeral index for ``NOT IN`` and probes it per row;
-    PostgreSQL runs ``NOT IN`` over a subquery row by row once it outgrows ``work_mem`` (``NOT IN`` must honour
-    NULLs), and an ``OR`` around ``NOT EXISTS`` the same, so it gets one ``NOT EXISTS`` with ``unless`` inside,
+    SQLite builds one ephemeral index for ``NOT IN`` and probes it per row; PostgreSQL runs ``NOT IN`` over a
+    subquery row by row once it outgrows ``work_mem`` (``NOT IN`` must honour NULLs), so it gets ``NOT EXISTS``,
     which it plans as a hash anti-join.
     """
     if session.get_bind().dialect.name == "postgresql":
         inner = members.subquery()
-        match = inner.c[0] == column
-        return ~exists().where(match if unless is None else and_(match, not_(unless)))
-    outside = column.not_in(members)
-    return outside if unless is None else or_(unless, outside)
+        return ~exists().where(inner.c[0] == column)
+    return column.not_in(members)

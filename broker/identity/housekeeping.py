@@ -11,7 +11,7 @@ Nothing here touches evidence: consent records, receipts' sources and the access
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_
@@ -32,8 +32,7 @@ class Pruned:
     portal_session: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"login_throttle": self.login_throttle, "oidc_login_state": self.oidc_login_state,
-                "portal_session": self.portal_session}
+        return asdict(self)
 
 
 def prune(session: Session, secrets: Secrets, limits: Limits, now: datetime, *,

@@ -7,12 +7,21 @@ encoding, each parameter at most once) and bounded, so a client cannot make the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections import defaultdict
 from typing import Any
 from urllib.parse import parse_qsl
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, JsonPayload, JsonRequest, OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    JsonPayload,
+    JsonRequest,
+    OAuth2Payload,
+    OAuth2Request,
+)
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
@@ -100,8 +109,22 @@ async def read_form_request(request: Request, uri: str) -> FormRequest:
                                      strict_parsing=False))
         except UnicodeDecodeError as exc:
             raise InvalidRequestError("The request body is not UTF-8.") from exc
+    _check_basic_credentials(request.headers)
     args = _unique(list(request.query_params.multi_items()))
     return FormRequest(request.method, uri, request.headers, form, args)
+
+
+def _check_basic_credentials(headers: Headers) -> None:
+    """HTTP Basic credentials must be base64 of UTF-8 (RFC 7617 §2.1 with RFC 6749 §2.3.1): authlib decodes them
+    without catching a non-UTF-8 byte, which would otherwise end as a 500."""
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidClientError(description="The Basic credentials are not base64 of UTF-8 text.",
+                                 status_code=401) from None
 
 
 async def read_json_request(request: Request, uri: str) -> JsonBodyRequest:

@@ -134,6 +134,17 @@ def test_wrong_secret_is_invalid_client_401_with_basic_challenge(api: TestClient
     assert response.headers["www-authenticate"].startswith("Basic ")
 
 
+@pytest.mark.parametrize("credentials", ["/w==", "Zm9vOv8=", "not base64!", "Zm9v=Zm9v"])
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_basic_credentials_that_are_not_base64_utf8_are_invalid_client_not_a_crash(
+        api: TestClient, endpoint: str, credentials: str) -> None:
+    response = api.post(endpoint, data={"grant_type": "client_credentials", "token": "x"},
+                        headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401, response.text
+    assert _error(response) == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic ")
+
+
 def test_unknown_client_is_invalid_client(api: TestClient, clock: FixedClock,
                                           client_keys: dict[str, ECKey], service_id: str) -> None:
     by_basic = api.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("nobody", "secret"))
