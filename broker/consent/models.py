@@ -65,7 +65,8 @@ class CurrentConsent(SQLModel, table=True):
     from ``citizen`` when either changes, so it cannot drift from the ledger and can be rebuilt from it at any
     time. It turns the cohort of a purpose from a ``max(seq)`` group-by over the purpose's whole history, joined
     to the whole citizen table for the age rule, into one range of the primary key (on SQLite a ``WITHOUT
-    ROWID`` table, so the range holds every column the cohort tests).
+    ROWID`` table, so the range holds every column the cohort tests; on PostgreSQL the migration adds an index
+    ``ix_consent_current_cohort`` holding them, read by an index-only scan).
     """
 
     __tablename__ = "consent_current"

@@ -27,6 +27,7 @@ from broker.consent.models import ConsentRecord
 from broker.db import is_sqlite
 from broker.demo.timestamps import format_instants, to_us
 from broker.policy.schema import Policy
+from broker.vault.summaries import SummaryDDL
 from broker.vault.tables import vault_metadata
 
 SQLITE_CACHE_KIB = 1_048_576  # 1 GiB of page cache while loading (negative cache_size = KiB)
@@ -66,10 +67,14 @@ class StorageFormat:
 class BulkWriter:
     """One connection that writes batches of rows, one transaction from each :meth:`begin` to :meth:`commit`."""
 
-    def __init__(self, engine: Engine, *, rebuild: Sequence[Index] = ()) -> None:
+    def __init__(self, engine: Engine, *, rebuild: Sequence[Index] = (),
+                 summaries: Sequence[SummaryDDL] = ()) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self.rebuild = list(rebuild)
+        # SQLite's summary triggers fire per row: for a large load they are dropped and the summaries computed
+        # once at the end. PostgreSQL's fire once per COPY and stay.
+        self.summaries = list(summaries) if self.sqlite else []
         self._raw: Any = None
         self._saved_cache: int | None = None
 
@@ -86,6 +91,7 @@ class BulkWriter:
             self._execute("SET synchronous_commit TO off")
             self._raw.commit()
         self._ddl(DropIndex(index, if_exists=True) for index in self.rebuild)
+        self._sql([statement for summary in self.summaries for statement in summary.drop_triggers()])
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -95,6 +101,8 @@ class BulkWriter:
                 self._rollback()
             # Rebuilt even after a failure, so the schema stays whole whatever state the rows are in.
             self._ddl(CreateIndex(index, if_not_exists=True) for index in self.rebuild)
+            self._sql([statement for summary in self.summaries
+                       for statement in summary.rebuild() + summary.drop_triggers() + summary.create_triggers()])
         finally:
             if self.sqlite:
                 self._execute("PRAGMA synchronous=FULL")
@@ -145,12 +153,15 @@ class BulkWriter:
             self._raw.rollback()
 
     def _ddl(self, statements: Iterable[Any]) -> None:
-        statements = list(statements)
+        self._sql([str(statement.compile(dialect=self.engine.dialect)) for statement in statements])
+
+    def _sql(self, statements: list[str]) -> None:
+        """In one transaction."""
         if not statements:
             return
         self.begin()
         for statement in statements:
-            self._execute(str(statement.compile(dialect=self.engine.dialect)))
+            self._execute(statement)
         self.commit()
 
 

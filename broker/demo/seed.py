@@ -48,6 +48,7 @@ from broker.keys import Secrets
 from broker.policy.schema import Policy
 from broker.runtime import Runtime
 from broker.timeutil import Clock, as_utc
+from broker.vault.tables import summary_ddl
 
 CHUNK = 50_000
 NAMED_STREAM = 2**32 - 1  # the named citizens' generator stream, apart from every chunk's
@@ -128,7 +129,8 @@ def _load(engine: Engine, plan: ChunkPlan, chunks: list[Chunk], *, named_rows: R
     """Write the named citizens' vault rows, then every chunk, one transaction each."""
     citizens = sum(size for _, _, size in chunks)
     big = citizens * plan.records_per_citizen >= REBUILD_INDEXES_FROM
-    with BulkWriter(engine, rebuild=rebuildable_indexes(plan.policy) if big else []) as writer:
+    summaries = summary_ddl(plan.policy, engine.dialect.name) if big else []
+    with BulkWriter(engine, rebuild=rebuildable_indexes(plan.policy) if big else [], summaries=summaries) as writer:
         _write(writer, named_rows)
         done = 0
         if progress is not None:

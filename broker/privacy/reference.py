@@ -26,7 +26,7 @@ from broker.consent.ledger import ConsentLedger
 from broker.identity.citizens import age_on
 from broker.identity.models import Citizen
 from broker.keys import Secrets
-from broker.policy.schema import Contribution, Policy, Purpose
+from broker.policy.schema import Contribution, FieldType, Policy, Purpose
 from broker.privacy.mechanisms import opendp, quantile_transformation
 from broker.privacy.plan import QueryPlan
 from broker.timeutil import FixedClock, as_utc
@@ -72,20 +72,31 @@ def reference_members(session: Session, policy: Policy, secrets: Secrets, purpos
 def per_citizen(plan: QueryPlan, rows: list[dict[str, Any]]) -> dict[str, tuple[int, int | None]]:
     """pseudonym → (cell index, contribution or None), computed in plain Python from the vault rows.
 
-    The cell is that of the latest record by second, ties going to the greatest keys as text; the
-    contribution is the sum, or the mean rounded half up, clamped (:func:`contribution`).
+    The cell is that of the citizen's latest record: by second, then by every category field of the dataset
+    in declared order as text (None as ""), the greatest winning. A citizen whose latest record holds a key
+    outside its declared values, or who holds no value of the measure, is left out. The contribution is the
+    sum, or the mean rounded half up, clamped (:func:`contribution`).
     """
     index = {cell: i for i, cell in enumerate(plan.cells)}
-    latest: dict[str, tuple[int, tuple[str, ...]]] = {}
+    categories = [f.name for f in plan.dataset.fields if f.type is FieldType.category]
+    latest: dict[str, tuple[Any, ...]] = {}
+    chosen: dict[str, tuple[Any, ...]] = {}
     values: dict[str, list[int]] = defaultdict(list)
     for row in rows:
-        moment = (math.floor(as_utc(row[plan.dataset.time_field]).timestamp()), tuple(row[k.name] for k in plan.keys))
         pseudonym = row["pseudonym"]
-        latest[pseudonym] = max(latest.get(pseudonym, moment), moment)
-        if plan.measure is not None:
+        order = (math.floor(as_utc(row[plan.dataset.time_field]).timestamp()),
+                 *(row[c] if row[c] is not None else "" for c in categories))
+        if pseudonym not in latest or order > latest[pseudonym]:
+            latest[pseudonym] = order
+            chosen[pseudonym] = tuple(row[k.name] for k in plan.keys)
+        if plan.measure is not None and row[plan.measure.name] is not None:
             values[pseudonym].append(row[plan.measure.name])
-    return {pseudonym: (index[keys], contribution(plan, values[pseudonym]) if plan.measure is not None else None)
-            for pseudonym, (_, keys) in latest.items()}
+    out: dict[str, tuple[int, int | None]] = {}
+    for pseudonym, keys in chosen.items():
+        if keys not in index or (plan.measure is not None and not values[pseudonym]):
+            continue
+        out[pseudonym] = (index[keys], contribution(plan, values[pseudonym]) if plan.measure is not None else None)
+    return out
 
 
 def contribution(plan: QueryPlan, records: list[int]) -> int:
@@ -115,10 +126,6 @@ def reference_totals(session: Session, policy: Policy, secrets: Secrets, plan: Q
         if plan.window.start is not None and moment < as_utc(plan.window.start):
             continue
         if plan.window.end is not None and moment >= as_utc(plan.window.end):
-            continue
-        if any(row[k.name] not in k.values for k in plan.keys):
-            continue
-        if plan.measure is not None and row[plan.measure.name] is None:
             continue
         rows.append(dict(row))
     return _through_opendp(plan, per_citizen(plan, rows), members)

@@ -4,7 +4,8 @@ Each dataset gets a table ``vault_<id>``: the citizen's pseudonym, the ingest ba
 declared field. Numbers are fixed-point ``BIGINT`` (value × 10^scale) so SQL sums are exact; categories are
 short strings checked against the declared domain at ingest. The tables follow the reviewed policy rather than
 hand-written migrations, so :func:`sync_tables` creates what is missing and refuses (never drops) a column
-the policy no longer declares: losing data is a decision for a person, not for a deploy.
+the policy no longer declares: losing data is a decision for a person, not for a deploy. Each table's
+per-citizen summary (:mod:`broker.vault.summaries`) is derived data, created and filled here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 
 from broker.policy.schema import Dataset, FieldType, Policy
+from broker.vault.summaries import SummaryDDL, build_summary, install
 
 VAULT_PREFIX = "vault_"
 
@@ -67,6 +69,17 @@ def vault_metadata(policy: Policy) -> tuple[MetaData, dict[str, Table]]:
     return metadata, tables
 
 
+def summary_tables(policy: Policy) -> dict[str, Table]:
+    """Each dataset's per-citizen summary (:mod:`broker.vault.summaries`), by dataset id."""
+    metadata = MetaData()
+    return {d.id: build_summary(d, metadata) for d in policy.datasets}
+
+
+def summary_ddl(policy: Policy, dialect: str) -> list[SummaryDDL]:
+    tables, summaries = vault_metadata(policy)[1], summary_tables(policy)
+    return [SummaryDDL(d, tables[d.id], summaries[d.id], dialect) for d in policy.datasets]
+
+
 def sync_tables(engine: Engine, policy: Policy) -> None:
     metadata, tables = vault_metadata(policy)
     inspector = inspect(engine)
@@ -88,3 +101,7 @@ def sync_tables(engine: Engine, policy: Policy) -> None:
         for table in tables.values():
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
+    summaries = summary_tables(policy)
+    with engine.begin() as conn:  # created and filled with their triggers, or not at all
+        for dataset in policy.datasets:
+            install(conn, dataset, tables[dataset.id], summaries[dataset.id])

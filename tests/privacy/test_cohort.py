@@ -127,12 +127,15 @@ def test_a_purpose_not_based_on_consent_counts_every_citizen_not_restricted(city
     assert totals.counts == [3] and totals.sums == [1500]
 
 
-def test_records_outside_the_window_or_the_declared_groups_are_ignored(city: City, clock: FixedClock) -> None:
-    person = city.consenting(1)[0]
+def test_records_outside_the_window_are_ignored_and_an_undeclared_latest_district_leaves_out(
+        city: City, clock: FixedClock) -> None:
+    person, moved = city.consenting(2)
     now = clock.now()
     city.records(person, AIR_DATA, city.reading(10, at=now - timedelta(days=10)),
-                 city.reading(EXTREME, at=now - timedelta(days=40)),
-                 city.reading(EXTREME, at=now - timedelta(days=10), district="paris-1"))
+                 city.reading(EXTREME, at=now - timedelta(days=40)))
+    # Their latest record names a district the policy does not declare (e.g. one it has since removed).
+    city.records(moved, AIR_DATA, city.reading(20, at=now - timedelta(days=12)),
+                 city.reading(EXTREME, at=now - timedelta(days=5), district="paris-1"))
     window = TimeWindow(now - timedelta(days=30), now)
     totals = city.totals(spec(Statistic.mean, group_by=("district",), window=window))
     assert sum(totals.counts) == 1 and sum(totals.sums) == 1000

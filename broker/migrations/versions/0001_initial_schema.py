@@ -96,6 +96,13 @@ def _current_consent() -> None:
     dialect = op.get_bind().dialect.name
     for statement in _CURRENT_POSTGRES if dialect == "postgresql" else _CURRENT_SQLITE:
         op.execute(statement)
+    if dialect == "postgresql":
+        # A cohort is one purpose's given consents of its current version: on PostgreSQL (a heap, unlike SQLite's
+        # WITHOUT ROWID table, which is already ordered by purpose) an index holding every column the cohort
+        # tests lets it be read by an index-only scan instead of a scan of every purpose's rows.
+        op.create_index("ix_consent_current_cohort", "consent_current", ["purpose_id", "purpose_version", "state"],
+                        postgresql_include=["pseudonym", "valid_until", "guardian_pseudonym", "consent_type",
+                                            "birth_date"])
 
 def upgrade() -> None:
     op.create_table('audit_checkpoint',
