@@ -141,9 +141,11 @@ def ensure_city(settings: Settings, citizens: int) -> None:
                   progress=lambda stage, done, total: log(f"  {stage} {done:,}/{total:,}") if done == total or
                   done % 200_000 == 0 else None)
         log(f"  seeded in {time.perf_counter() - started:.0f} s")
-        if runtime.engine.url.get_backend_name() == "postgresql":
-            with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE"))
+    if runtime.engine.url.get_backend_name() == "postgresql":
+        # Statistics and visibility as autovacuum leaves them on a live server, also after `db upgrade` has just
+        # (re)built the vault summaries of an existing city.
+        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     runtime.engine.dispose()
 
 

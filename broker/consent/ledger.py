@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from broker.audit import AuditEvent, actions
 from broker.audit import record as record_audit
 from broker.consent.guardians import speaker_for
-from broker.consent.models import ConsentRecord, CurrentConsent, Notice
+from broker.consent.models import ConsentRecord, CurrentConsent, NewestRecord, Notice
 from broker.consent.notices import ensure_notice
 from broker.consent.receipts import evidence_of, receipt_payload
 from broker.consent.states import (
@@ -121,24 +121,30 @@ class ConsentLedger:
         database keeps) must be ``given``, for the current version, still valid at ``at``, and the citizen
         neither restricted (Art 18) nor erased. Same conditions as :func:`effective_status`; the tests hold
         them equal. Columns of the newest record are reachable through :class:`CurrentConsent` in ``where``.
+        """
+        if isinstance(purpose, str):
+            purpose = self._purpose(purpose)
+        return select(CurrentConsent.pseudonym).where(*self.counting(purpose, NewestRecord.of_mirror(), at))
+
+    def counting(self, purpose: Purpose, newest: NewestRecord, at: datetime | None = None) -> list[Any]:
+        """The conditions of :meth:`valid_consent_pseudonyms` on ``newest``, wherever a copy of the newest
+        record of each pair is kept (``consent_current``, or a vault summary's copy of it).
 
         Restricted and erased citizens are few: they are taken away through an index of their own rather than
         by joining every consent to the whole citizen table.
         """
-        if isinstance(purpose, str):
-            purpose = self._purpose(purpose)
         if not purpose.takes_consent or purpose.status != "active":
-            return select(CurrentConsent.pseudonym).where(false())
+            return [false()]
         moment = _utc(at) if at is not None else self._now()
         blocked = select(Citizen.pseudonym).where(or_(col(Citizen.restricted_at).is_not(None),
                                                       col(Citizen.erased_at).is_not(None)))
-        return select(CurrentConsent.pseudonym).where(
-            CurrentConsent.purpose_id == purpose.id,
-            CurrentConsent.state == S.given.value,
-            CurrentConsent.purpose_version == purpose.version,
-            col(CurrentConsent.valid_until) > moment,
-            not_among(self.session, col(CurrentConsent.pseudonym), blocked),
-        )
+        return [
+            *([newest.purpose_id == purpose.id] if newest.purpose_id is not None else []),
+            newest.state == S.given.value,
+            newest.purpose_version == purpose.version,
+            newest.valid_until > moment,
+            not_among(self.session, newest.pseudonym, blocked),
+        ]
 
     # -- changing -----------------------------------------------------------------------------------------
     def set_state(self, citizen: Citizen, purpose_id: str, state: ConsentState | str, *, explicit: bool = False,

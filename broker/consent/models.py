@@ -7,7 +7,9 @@ current consent of a citizen for a purpose is the newest record of the pair (hig
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Text
 from sqlmodel import Field, SQLModel
@@ -84,3 +86,25 @@ class CurrentConsent(SQLModel, table=True):
     guardian_pseudonym: str | None = Field(default=None, max_length=64)
     consent_type: str = Field(max_length=16)
     birth_date: date | None = None
+
+
+@dataclass(frozen=True)
+class NewestRecord:
+    """Where the columns of a pair's newest record are read from in a statement: ``consent_current`` itself,
+    or a vault summary's copy of it (:class:`broker.vault.summaries.ConsentColumns`), so that the rules of
+    who counts are written once (:meth:`broker.consent.ledger.ConsentLedger.counting`)."""
+
+    pseudonym: Any
+    #: None where the columns are those of one purpose already (a summary's copy).
+    purpose_id: Any
+    state: Any
+    purpose_version: Any
+    valid_until: Any
+    guardian_pseudonym: Any
+    consent_type: Any
+    birth_date: Any
+
+    @classmethod
+    def of_mirror(cls) -> NewestRecord:
+        table = CurrentConsent.__table__  # type: ignore[attr-defined]
+        return cls(*(table.c[f.name] for f in fields(cls)))

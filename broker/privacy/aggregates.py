@@ -4,8 +4,10 @@ One statement per query, the same on SQLite and PostgreSQL:
 
 1. **One row per citizen** of the cohort, with their latest record's categories and, per numeric field, the
    number n of their values and their sum S (:mod:`broker.vault.summaries`). Without a time window these rows
-   are the summary the database keeps (one primary-key lookup per member, no record read); with one, the
-   same rows are computed from the records in ``[from, to)`` by :func:`broker.vault.summaries.summarise`.
+   are the summary the database keeps, which also carries a copy of each citizen's newest consent records: the
+   cohort is a condition on the same rows (:class:`broker.privacy.cohort.Cohort`), one scan, no join. With a
+   window, the same rows are computed from the cohort's records in ``[from, to)`` by
+   :func:`broker.vault.summaries.summarise`.
 2. **Their cell and contribution.**
 
    * Cell: the keys of their latest record (by second, then categories as text, the greatest winning; see
@@ -32,8 +34,9 @@ from sqlalchemy import BigInteger, FromClause, Select, Table, case, cast, func, 
 from sqlmodel import Session
 
 from broker.policy.schema import Contribution
+from broker.privacy.cohort import Cohort
 from broker.privacy.plan import QueryPlan
-from broker.vault.summaries import count_column, latest_column, sum_column, summarise
+from broker.vault.summaries import count_column, latest_column, newest_in, sum_column, summarise
 from broker.vault.tables import summary_tables, vault_metadata
 
 
@@ -75,7 +78,7 @@ class Aggregates:
     def for_policy(cls, session: Session, policy: Any) -> Aggregates:
         return cls(session, vault_metadata(policy)[1], summary_tables(policy))
 
-    def totals(self, plan: QueryPlan, cohort: Select) -> Totals:
+    def totals(self, plan: QueryPlan, cohort: Cohort) -> Totals:
         cells = len(plan.cells)
         counts, sums = [0] * cells, [0] * cells
         buckets = [[0] * (2 * len(plan.candidates) + 1) for _ in range(cells)] if plan.candidates else []
@@ -87,14 +90,14 @@ class Aggregates:
             sums[cell] += int(row.total or 0)
         return Totals(counts=counts, sums=sums, buckets=buckets)
 
-    def per_citizen(self, plan: QueryPlan, cohort: Select) -> tuple[FromClause, list[Any]]:
+    def per_citizen(self, plan: QueryPlan, cohort: Cohort) -> tuple[FromClause, list[Any]]:
         """Step 1: the cohort's summary rows, and the conditions that pick them."""
         if plan.window.start is None and plan.window.end is None:
             summary = self.summaries[plan.dataset.id]
-            return summary, [summary.c.pseudonym.in_(cohort)]
+            return summary, cohort.rules(newest_in(summary, cohort.purpose_id))
         records = self.tables[plan.dataset.id]
         time = records.c[plan.dataset.time_field]
-        where = [records.c.pseudonym.in_(cohort)]
+        where = [records.c.pseudonym.in_(cohort.members)]
         if plan.window.start is not None:
             where.append(time >= plan.window.start)
         if plan.window.end is not None:
@@ -103,7 +106,7 @@ class Aggregates:
         dialect = self.session.get_bind().dialect.name
         return summarise(records, plan.dataset, dialect, where=where, numeric=numeric).subquery("summary"), []
 
-    def statement(self, plan: QueryPlan, cohort: Select) -> Select:
+    def statement(self, plan: QueryPlan, cohort: Cohort) -> Select:
         rows, where = self.per_citizen(plan, cohort)
         cell: Any = literal(0)
         for key, stride in zip(plan.keys, plan.strides(), strict=True):

@@ -131,7 +131,7 @@ class QueryService:
     def _fresh(self, spec: QuerySpec, requester: Requester, purpose: Purpose, obligations: Obligations,
                accounts: Accounts, cache_key: str, now: datetime) -> Answer:
         plan = build_plan(spec, self.policy, obligations.clamp)
-        cohort = Cohorts(self.session, self.policy, self.secrets).select(purpose, now, spec.epsilon_micro)
+        cohort = Cohorts(self.session, self.policy, self.secrets).cohort(purpose, now, spec.epsilon_micro)
         totals = Aggregates.for_policy(self.session, self.policy).totals(plan, cohort)
         results = [cell.as_json() for cell in release(plan, totals, spec.epsilon_micro,
                                                         obligations.suppression_threshold)]

@@ -12,10 +12,16 @@ in one cell (the keys of their latest record). Computing that from the records o
 * ``n__<field>`` and ``sum__<field>`` for every numeric field: how many of the records hold a value, and the
   exact sum of those values.
 
+* for every purpose based on consent that uses the dataset, a copy of the citizen's newest consent record for
+  it (state, version, validity, guardian, type: :class:`ConsentColumns`), and their birth date, so that the
+  cohort of a query is a condition on the same row rather than a join with ``consent_current``.
+
 The database keeps it, whoever writes the records (ingest, the demo seeder, an erasure), in the same
 transaction: on SQLite a row trigger merges each inserted record (:func:`merge_assignments`); on PostgreSQL a
 statement trigger summarises the whole inserted batch (a ``COPY`` of ten thousand rows fires it once) and
 merges the result. A deleted or updated record makes the citizen's row be computed again from their records.
+The consent copy follows ``consent_current`` (itself kept by triggers on every consent record and birth-date
+change): a row trigger on it updates the citizen's summary rows; a new summary row copies it when created.
 The summary is derived data: :func:`install` creates it from the records if it is missing (or was declared
 differently), so it can always be rebuilt.
 
@@ -25,6 +31,8 @@ from :func:`summarise` over the records of the window instead, so both paths sha
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +40,10 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Date,
+    DateTime,
     FromClause,
+    Integer,
     MetaData,
     Select,
     String,
@@ -47,7 +58,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import column as sql_column
 
-from broker.policy.schema import Dataset, FieldType
+from broker.consent.models import CurrentConsent, NewestRecord
+from broker.identity.models import Citizen
+from broker.policy.schema import Dataset, FieldType, Policy
 
 SUMMARY_PREFIX = "summary_"
 
@@ -76,7 +89,51 @@ def sum_column(name: str) -> str:
     return f"sum__{name}"
 
 
-def build_summary(dataset: Dataset, metadata: MetaData) -> Table:
+#: consent_current's columns copied into a summary, by the suffix of their copy.
+MIRRORED = {"state": "state", "version": "purpose_version", "until": "valid_until",
+            "guardian": "guardian_pseudonym", "type": "consent_type"}
+_MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names
+
+
+@dataclass(frozen=True)
+class ConsentColumns:
+    """Names of the columns holding the copy of a citizen's newest consent record for one purpose."""
+
+    purpose_id: str
+    prefix: str
+
+    @classmethod
+    def of(cls, purpose_id: str) -> ConsentColumns:
+        prefix = "consent__" + purpose_id.replace("-", "_")
+        if len(prefix) + len("__guardian") > _MAX_IDENTIFIER:
+            prefix = "consent__" + hashlib.sha256(purpose_id.encode()).hexdigest()[:16]
+        return cls(purpose_id, prefix)
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}__{suffix}"
+
+    def columns(self) -> list[Column]:
+        types = {"state": String(16), "version": Integer(), "until": DateTime(timezone=True),
+                 "guardian": String(64), "type": String(16)}
+        return [Column(self.name(suffix), types[suffix]) for suffix in MIRRORED]
+
+
+def newest_in(summary: Table, purpose_id: str) -> NewestRecord:
+    """The copy of a citizen's newest record for ``purpose_id`` in a summary row; only the pseudonym where the
+    summary copies none for it (a purpose not based on consent reads nothing else)."""
+    if purpose_id not in summary.info["purposes"]:
+        return NewestRecord(summary.c.pseudonym, None, None, None, None, None, None, None)
+    names = ConsentColumns.of(purpose_id)
+    return NewestRecord(summary.c.pseudonym, None, *(summary.c[names.name(suffix)] for suffix in MIRRORED),
+                        summary.c.birth_date)
+
+
+def consent_purposes(policy: Policy, dataset: Dataset) -> list[str]:
+    """The purposes based on consent that use the dataset: those whose consent a summary copies."""
+    return [p.id for p in policy.purposes if p.takes_consent and p.use_of(dataset.id) is not None]
+
+
+def build_summary(dataset: Dataset, metadata: MetaData, purposes: Sequence[str] = ()) -> Table:
     columns: list[Column] = [
         Column("pseudonym", String(64), primary_key=True),
         Column("records", BigInteger, nullable=False),
@@ -86,15 +143,46 @@ def build_summary(dataset: Dataset, metadata: MetaData) -> Table:
     for name in numeric_fields(dataset):
         columns += [Column(count_column(name), BigInteger, nullable=False),
                     Column(sum_column(name), BigInteger, nullable=False)]
-    # SQLite: the row is the primary key's B-tree, so a cohort member's summary is one lookup, no table read.
-    return Table(summary_name(dataset.id), metadata, *columns, sqlite_with_rowid=False)
+    if purposes:
+        columns.append(Column("birth_date", Date))
+        for purpose_id in purposes:
+            columns += ConsentColumns.of(purpose_id).columns()
+    table = Table(summary_name(dataset.id), metadata, *columns, sqlite_with_rowid=False)
+    table.info["purposes"] = list(purposes)
+    return table
+
+
+def record_columns(summary: Table) -> list[str]:
+    """The columns computed from the records (everything but the consent copy)."""
+    return [c.name for c in summary.columns if not c.name.startswith("consent__") and c.name != "birth_date"]
+
+
+def with_consents(rows: Select, summary: Table) -> Select:
+    """``rows`` (from :func:`summarise`) with the consent copy of :func:`build_summary` joined on: the
+    citizen's newest record of each purpose and their birth date, NULL where there is none."""
+    base = rows.subquery("summarised")
+    columns: list[Any] = [base.c[name] for name in record_columns(summary)]
+    joined: Any = base
+    purposes = summary.info["purposes"]
+    if not purposes:
+        return select(*columns)
+    citizen = Citizen.__table__.alias("citizen")  # type: ignore[attr-defined]
+    joined = joined.outerjoin(citizen, citizen.c.pseudonym == base.c.pseudonym)
+    columns.append(citizen.c.birth_date.label("birth_date"))
+    for i, purpose_id in enumerate(purposes):
+        current = CurrentConsent.__table__.alias(f"current_{i}")  # type: ignore[attr-defined]
+        joined = joined.outerjoin(current, (current.c.purpose_id == purpose_id)
+                                  & (current.c.pseudonym == base.c.pseudonym))
+        names = ConsentColumns.of(purpose_id)
+        columns += [current.c[source].label(names.name(suffix)) for suffix, source in MIRRORED.items()]
+    return select(*columns).select_from(joined)
 
 
 def epoch_second(time: Any, dialect: str) -> Any:
     """The instant's second since the epoch, floored: SQLite keeps instants as UTC text, PostgreSQL as
     ``timestamptz``."""
-    if dialect == "sqlite":
-        return cast(func.strftime("%s", time), BigInteger)
+    if dialect == "sqlite":  # the fraction cut off first: SQLite would round it to milliseconds, 0.9995 s up
+        return cast(func.strftime("%s", func.substr(time, 1, 19)), BigInteger)
     return cast(func.floor(func.date_part("epoch", time)), BigInteger)
 
 
@@ -174,74 +262,120 @@ class SummaryDDL:
     def name(self) -> str:
         return self.summary.name
 
+    @property
+    def purposes(self) -> list[str]:
+        return list(self.summary.info["purposes"])
+
     def _compiled(self, statement: Any) -> str:
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialect = postgresql.dialect() if self.dialect == "postgresql" else sqlite.dialect()
         return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
-    def _columns(self) -> str:
-        return ", ".join(c.name for c in self.summary.columns)
+    def _columns(self, names: list[str] | None = None) -> str:
+        return ", ".join(names if names is not None else [c.name for c in self.summary.columns])
 
     def _upsert_tail(self) -> str:
         assignments = merge_assignments(self.dataset, self.name, self.dialect)
         sets = ", ".join(f"{column} = {expression}" for column, expression in assignments.items())
         return f"ON CONFLICT (pseudonym) DO UPDATE SET {sets}"
 
-    def _summarise_from(self, source: FromClause, where: list[Any] | None = None) -> str:
-        return self._compiled(summarise(source, self.dataset, self.dialect, where=where))
+    def _rows_from(self, source: FromClause, where: list[Any] | None = None) -> str:
+        """Complete summary rows (records and consent copy) of the citizens in ``source``."""
+        return self._compiled(with_consents(summarise(source, self.dataset, self.dialect, where=where), self.summary))
 
     def rebuild(self, pseudonyms: str | None = None) -> list[str]:
         """Summary rows computed again from the records: every citizen's, or those ``pseudonyms`` selects."""
         scope = f" WHERE pseudonym IN ({pseudonyms})" if pseudonyms else ""
         where = [self.records.c.pseudonym.op("IN")(literal_column(f"({pseudonyms})"))] if pseudonyms else None
-        body = self._summarise_from(self.records, where)
-        return [f"DELETE FROM {self.name}{scope}", f"INSERT INTO {self.name} ({self._columns()}) {body}"]
+        return [f"DELETE FROM {self.name}{scope}",
+                f"INSERT INTO {self.name} ({self._columns()}) {self._rows_from(self.records, where)}"]
+
+    # -- triggers -------------------------------------------------------------------------------------------
+    def _trigger_names(self) -> dict[str, str]:
+        """Trigger name → the table it is on."""
+        names = {f"{self.name}_{event}": self.records.name for event in ("added", "removed", "changed")}
+        if self.purposes:
+            names[f"{self.name}_consent"] = CurrentConsent.__tablename__
+            if self.dialect == "sqlite":
+                names[f"{self.name}_consent_changed"] = CurrentConsent.__tablename__
+                names[f"{self.name}_filled"] = self.name
+        return names
 
     def drop_triggers(self) -> list[str]:
-        table_name = self.records.name
         if self.dialect == "postgresql":
-            return [f"DROP TRIGGER IF EXISTS {self.name}_{event} ON {table_name}"
-                    for event in ("added", "removed", "changed")] + \
-                   [f"DROP FUNCTION IF EXISTS {self.name}_{event}()" for event in ("added", "removed", "changed")]
-        return [f"DROP TRIGGER IF EXISTS {self.name}_{event}" for event in ("added", "removed", "changed")]
+            return [f"DROP TRIGGER IF EXISTS {name} ON {on}" for name, on in self._trigger_names().items()] + \
+                   [f"DROP FUNCTION IF EXISTS {name}()" for name in self._trigger_names()]
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in self._trigger_names()]
 
     def create_triggers(self) -> list[str]:
         return self._postgres_triggers() if self.dialect == "postgresql" else self._sqlite_triggers()
 
+    def _consent_updates(self) -> list[str]:
+        """For a row of consent_current (NEW): copy it into the citizen's summary row, if its purpose is one of
+        the dataset's (``NEW.purpose_id = '…'`` in each statement, since a trigger may not branch on SQLite)."""
+        out = []
+        for purpose_id in self.purposes:
+            names = ConsentColumns.of(purpose_id)
+            sets = ", ".join(f"{names.name(suffix)} = NEW.{source}" for suffix, source in MIRRORED.items())
+            out.append(f"UPDATE {self.name} SET {sets}, birth_date = NEW.birth_date "
+                       f"WHERE pseudonym = NEW.pseudonym AND NEW.purpose_id = '{purpose_id}'")
+        return out
+
+    def _purpose_list(self) -> str:
+        return ", ".join(f"'{p}'" for p in self.purposes)
+
     def _sqlite_triggers(self) -> list[str]:
         """Row triggers: an inserted record is merged into its citizen's row; a deleted or changed one makes
-        the citizen's row be computed again from what remains."""
+        the citizen's row be computed again from what remains; a new row copies the citizen's consents."""
         dataset, records = self.dataset, self.records.name
-        values = ["NEW.pseudonym", "1", f"CAST(strftime('%s', NEW.{dataset.time_field}) AS INTEGER)"]
+        values = ["NEW.pseudonym", "1", f"CAST(strftime('%s', substr(NEW.{dataset.time_field}, 1, 19)) AS INTEGER)"]
         values += [f"NEW.{c}" for c in category_fields(dataset)]
         for name in numeric_fields(dataset):
             values += [f"(NEW.{name} IS NOT NULL)", f"COALESCE(NEW.{name}, 0)"]
         added = (f"CREATE TRIGGER {self.name}_added AFTER INSERT ON {records} BEGIN "
-                 f"INSERT INTO {self.name} ({self._columns()}) VALUES ({', '.join(values)}) "
-                 f"{self._upsert_tail()}; END")
+                 f"INSERT INTO {self.name} ({self._columns(record_columns(self.summary))}) "
+                 f"VALUES ({', '.join(values)}) {self._upsert_tail()}; END")
 
         def recompute(row: str) -> str:
             return " ".join(f"{statement};" for statement in self.rebuild(f"SELECT {row}"))
 
-        removed = (f"CREATE TRIGGER {self.name}_removed AFTER DELETE ON {records} BEGIN "
-                   f"{recompute('OLD.pseudonym')} END")
-        changed = (f"CREATE TRIGGER {self.name}_changed AFTER UPDATE ON {records} BEGIN "
-                   f"{recompute('OLD.pseudonym')} {recompute('NEW.pseudonym')} END")
-        return [added, removed, changed]
+        out = [
+            added,
+            f"CREATE TRIGGER {self.name}_removed AFTER DELETE ON {records} BEGIN {recompute('OLD.pseudonym')} END",
+            f"CREATE TRIGGER {self.name}_changed AFTER UPDATE ON {records} BEGIN "
+            f"{recompute('OLD.pseudonym')} {recompute('NEW.pseudonym')} END",
+        ]
+        if not self.purposes:
+            return out
+        copies = [f"({self._columns([ConsentColumns.of(p).name(s) for s in MIRRORED])}) = "
+                  f"(SELECT {', '.join(MIRRORED.values())} FROM consent_current "
+                  f"WHERE purpose_id = '{p}' AND pseudonym = NEW.pseudonym)" for p in self.purposes]
+        updates = " ".join(f"{u};" for u in self._consent_updates())
+        when = f"WHEN NEW.purpose_id IN ({self._purpose_list()})"
+        return [
+            *out,
+            f"CREATE TRIGGER {self.name}_filled AFTER INSERT ON {self.name} BEGIN UPDATE {self.name} SET "
+            f"{', '.join(copies)}, birth_date = (SELECT birth_date FROM citizen WHERE pseudonym = NEW.pseudonym) "
+            f"WHERE pseudonym = NEW.pseudonym; END",
+            f"CREATE TRIGGER {self.name}_consent AFTER INSERT ON consent_current {when} BEGIN {updates} END",
+            f"CREATE TRIGGER {self.name}_consent_changed AFTER UPDATE ON consent_current {when} BEGIN {updates} END",
+        ]
 
     def _postgres_triggers(self) -> list[str]:
-        """Statement triggers over transition tables: one summarising statement per inserted batch, and one
-        recomputation per deleting or updating statement, whatever the number of rows."""
+        """Statement triggers over transition tables: one summarising statement per inserted batch (new rows
+        copy the citizens' consents in the same statement), and one recomputation per deleting or updating
+        statement, whatever the number of rows. A row trigger on consent_current copies each change."""
         records = self.records.name
         added_rows = table("added", *(sql_column(c.name) for c in self.records.columns))
         merge = (f"INSERT INTO {self.name} ({self._columns()}) "
-                 f"SELECT * FROM ({self._summarise_from(added_rows)}) AS batch ORDER BY pseudonym "
+                 f"SELECT * FROM ({self._rows_from(added_rows)}) AS batch ORDER BY pseudonym "
                  f"{self._upsert_tail()}")
+
         def recompute(scope: str) -> str:
             return "; ".join(self.rebuild(scope))
 
-        return [
+        out = [
             f"CREATE FUNCTION {self.name}_added() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {merge}; RETURN NULL; END $$",
             f"CREATE TRIGGER {self.name}_added AFTER INSERT ON {records} REFERENCING NEW TABLE AS added "
@@ -256,26 +390,35 @@ class SummaryDDL:
             f"REFERENCING OLD TABLE AS gone NEW TABLE AS came "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {self.name}_changed()",
         ]
+        if not self.purposes:
+            return out
+        updates = " ".join(f"{u};" for u in self._consent_updates())
+        return [
+            *out,
+            f"CREATE FUNCTION {self.name}_consent() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {updates} RETURN NULL; END $$",
+            f"CREATE TRIGGER {self.name}_consent AFTER INSERT OR UPDATE ON consent_current FOR EACH ROW "
+            f"WHEN (NEW.purpose_id IN ({self._purpose_list()})) EXECUTE FUNCTION {self.name}_consent()",
+        ]
 
 
-def install(connection: Connection, dataset: Dataset, records: Table, summary: Table) -> bool:
+def install(connection: Connection, ddl: SummaryDDL) -> bool:
     """Create the summary if it is missing or declared differently (then fill it from the records), and
     (re)create its triggers. In the caller's transaction. Returns whether the summary was rebuilt."""
-    ddl = SummaryDDL(dataset, records, summary, connection.dialect.name)
+    summary = ddl.summary
     inspector = inspect(connection)
     rebuilt = False
+    for statement in ddl.drop_triggers():
+        connection.exec_driver_sql(statement)
     if inspector.has_table(summary.name):
-        have = {c["name"] for c in inspector.get_columns(summary.name)}
-        if have != {c.name for c in summary.columns}:  # derived data: dropped and built again
-            for statement in ddl.drop_triggers():
-                connection.exec_driver_sql(statement)
+        have = [c["name"] for c in inspector.get_columns(summary.name)]
+        if have != [c.name for c in summary.columns]:  # derived data: dropped and built again
             summary.drop(connection)
     if not inspect(connection).has_table(summary.name):
         summary.create(connection)
         for statement in ddl.rebuild():
             connection.exec_driver_sql(statement)
         rebuilt = True
-    for statement in ddl.drop_triggers() + ddl.create_triggers():
+    for statement in ddl.create_triggers():
         connection.exec_driver_sql(statement)
     return rebuilt
-

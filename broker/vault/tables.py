@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 from broker.policy.schema import Dataset, FieldType, Policy
-from broker.vault.summaries import SummaryDDL, build_summary, install
+from broker.vault.summaries import SummaryDDL, build_summary, consent_purposes, install
 
 VAULT_PREFIX = "vault_"
 
@@ -72,7 +72,7 @@ def vault_metadata(policy: Policy) -> tuple[MetaData, dict[str, Table]]:
 def summary_tables(policy: Policy) -> dict[str, Table]:
     """Each dataset's per-citizen summary (:mod:`broker.vault.summaries`), by dataset id."""
     metadata = MetaData()
-    return {d.id: build_summary(d, metadata) for d in policy.datasets}
+    return {d.id: build_summary(d, metadata, consent_purposes(policy, d)) for d in policy.datasets}
 
 
 def summary_ddl(policy: Policy, dialect: str) -> list[SummaryDDL]:
@@ -101,7 +101,6 @@ def sync_tables(engine: Engine, policy: Policy) -> None:
         for table in tables.values():
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
-    summaries = summary_tables(policy)
     with engine.begin() as conn:  # created and filled with their triggers, or not at all
-        for dataset in policy.datasets:
-            install(conn, dataset, tables[dataset.id], summaries[dataset.id])
+        for ddl in summary_ddl(policy, conn.dialect.name):
+            install(conn, ddl)

@@ -120,7 +120,7 @@ class City:
         purpose = self.policy.purpose(query.purpose)
         assert purpose is not None
         with session_scope(self.engine) as session:
-            cohort = Cohorts(session, self.policy, self.secrets).select(purpose, at or self.clock.now(),
+            cohort = Cohorts(session, self.policy, self.secrets).cohort(purpose, at or self.clock.now(),
                                                                           query.epsilon_micro)
             return Aggregates.for_policy(session, self.policy).totals(self.plan(query), cohort)
 

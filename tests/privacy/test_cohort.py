@@ -34,9 +34,12 @@ def good_citizens(city: City, n: int = 3) -> list[Citizen]:
 
 
 def assert_only_good(city: City, n: int = 3) -> None:
-    totals = city.totals(spec(Statistic.mean, group_by=()))
-    assert totals.counts == [n]
-    assert totals.sums == [n * round(TYPICAL * 100)]
+    """On both paths: the summaries the database keeps (no window) and the records (a window)."""
+    now = city.clock.now()
+    for window in (TimeWindow(None, None), TimeWindow(now - timedelta(days=3650), now + timedelta(days=1))):
+        totals = city.totals(spec(Statistic.mean, group_by=(), window=window))
+        assert totals.counts == [n]
+        assert totals.sums == [n * round(TYPICAL * 100)]
 
 
 def raw_given(engine: Engine, policy: Policy, clock: FixedClock, citizen: Citizen, purpose_id: str, *,
@@ -66,10 +69,12 @@ def test_withdrawn_expired_restricted_and_unasked_citizens_never_contribute(city
     never_asked = city.citizen()
     restricted = city.consenting(1)[0]
     city.restrict(restricted)
+    other_purpose = city.citizen()  # consented to another study of the same records only
+    city.consent(other_purpose, purpose="public-health-study", explicit=True)
     clock.advance(days=-400)  # a consent given 400 days ago has run out (validity 12 months)
     expired = city.consenting(1)[0]
     clock.advance(days=400)
-    for person in (withdrawn, paused, refused, never_asked, restricted, expired):
+    for person in (withdrawn, paused, refused, never_asked, restricted, expired, other_purpose):
         city.records(person, AIR_DATA, city.reading(EXTREME), city.reading(EXTREME))
     assert_only_good(city)
 
