@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, create_engine, event, exists
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Table, create_engine, event, exists
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -99,3 +99,20 @@ def not_among(session: Session, column: Any, members: Select) -> ColumnElement[b
         inner = members.subquery()
         return ~exists().where(inner.c[0] == column)
     return column.not_in(members)
+
+
+def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``table`` as one statement where the database can: ``COPY`` on PostgreSQL, so that
+    statement triggers (the vault summaries') run once for the whole batch, not once per row as an
+    ``executemany`` would have them; ``executemany`` on SQLite, whose triggers are per row anyway."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+            f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row[name] for name in names))

@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 
 from broker.audit import actions
 from broker.audit.log import AuditEvent, record
+from broker.db import bulk_insert
 from broker.errors import BrokerError, Conflict, Forbidden, InvalidRequest, NotFound
 from broker.identity.models import Citizen
 from broker.keys import Secrets
@@ -407,7 +408,7 @@ class IngestService:
             values["pseudonym"] = pseudonyms[citizen] if citizen else None
             values["batch_id"] = row.id
         table = build_table(dataset, MetaData())
-        self.session.connection().execute(table.insert(), checked.rows)  # one executemany
+        bulk_insert(self.session.connection(), table, checked.rows)
         return IngestReceipt(batch.batch_id, dataset.id, len(checked.rows), created=True)
 
     def _stored(self, client_id: str, dataset_id: str, batch_id: str) -> IngestBatch | None:
