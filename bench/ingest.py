@@ -1,4 +1,4 @@
-"""Ingest throughput: records/s through ``POST /v1/ingest/{dataset}``, next to a bare ``executemany`` of the
+"""Ingest throughput: records/s through ``POST /v1/ingest/{dataset}``, next to a bare bulk write of the
 same rows into the same table, in the same run.
 
 One uvicorn worker (``consent-broker serve``) on loopback over a freshly migrated database with a registered

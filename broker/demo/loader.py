@@ -72,9 +72,10 @@ class BulkWriter:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self.rebuild = list(rebuild)
-        # SQLite's summary triggers fire per row: for a large load they are dropped and the summaries computed
-        # once at the end. PostgreSQL's fire once per COPY and stay.
-        self.summaries = list(summaries) if self.sqlite else []
+        # For a large load the summary triggers are dropped and the summaries computed once at the end: SQLite's
+        # fire per row, and PostgreSQL's, though once per statement, re-summarise every citizen a batch touches
+        # (seeding 100,000 citizens on PostgreSQL: 600 s with them, 23 s with one rebuild).
+        self.summaries = list(summaries)
         self._raw: Any = None
         self._saved_cache: int | None = None
 
