@@ -8,6 +8,7 @@ PostgreSQL goes through psycopg 3.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,21 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+#: PostgreSQL cuts longer names (NAMEDATALEN - 1), so two long names could become one.
+MAX_NAME = 63
+
+
+def sql_name(*parts: str, limit: int = MAX_NAME) -> str:
+    """A table, index, trigger or column name made of ``parts`` (policy ids, with '-' as '_'), whole if it fits
+    in ``limit`` characters, else cut and ended with a hash of the whole name, so that it stays distinct and is
+    the same on every dialect."""
+    name = "".join(parts).replace("-", "_")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name[:limit - len(digest) - 1]}_{digest}"
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from broker.db import make_engine, normalise_url
+from broker.db import MAX_NAME, make_engine, normalise_url, sql_name
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys_busy_timeout_and_full_sync(tmp_path) -> None:
@@ -48,3 +50,22 @@ def test_sqlite_reads_do_not_queue_behind_a_writer_and_cannot_write(tmp_path) ->
             conn.execute(text("INSERT INTO t VALUES (3)"))
     reader.dispose()
     engine.dispose()
+
+
+ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=120)
+
+
+@given(ids, ids)
+def test_sql_names_fit_postgresql_and_stay_distinct(one: str, other: str) -> None:
+    first, second = sql_name("vault_", one), sql_name("vault_", other)
+    assert len(first) <= MAX_NAME
+    if len("vault_" + one) <= MAX_NAME:
+        assert first == "vault_" + one  # names that fit are kept as they always were
+    else:
+        assert first.startswith(("vault_" + one)[:40])  # still readable
+    assert (first == second) == (one == other)
+
+
+def test_a_minus_in_an_id_becomes_an_underscore_and_a_limit_is_kept() -> None:
+    assert sql_name("summary_", "air-exposure") == "summary_air_exposure"
+    assert len(sql_name("consent__", "p" * 63, limit=53)) == 53

@@ -20,7 +20,18 @@ import rfc8785
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from broker.policy.schema import BrokerRules, Dataset, DatasetUse, FieldType, Policy, Purpose, Service, Statistic
+from broker.policy.schema import (
+    FIELD_NAME_PATTERN,
+    IDENTIFIER_PATTERN,
+    BrokerRules,
+    Dataset,
+    DatasetUse,
+    FieldType,
+    Policy,
+    Purpose,
+    Service,
+    Statistic,
+)
 
 # The files in the order they are reported, each with its single top-level key and the model of one entry.
 FILES: dict[str, tuple[str, type[BaseModel]]] = {
@@ -30,7 +41,6 @@ FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "services.yaml": ("services", Service),
 }
 NUMERIC_STATISTICS = (Statistic.sum, Statistic.mean, Statistic.quantile, Statistic.histogram)
-_IDENTIFIER = r"^[a-z][a-z0-9_-]{1,62}$"
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -107,9 +117,12 @@ def _message(error: Any) -> str:
         return "unknown key"
     if kind == "missing":
         return "missing required key"
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == _IDENTIFIER:
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
         return (f"{error['input']!r} is not an identifier: lowercase letters, digits, '-' or '_', "
                 "starting with a letter, 2 to 63 characters")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == FIELD_NAME_PATTERN:
+        return (f"{error['input']!r} is not a field name: lowercase letters, digits or '_', "
+                "starting with a letter, 2 to 48 characters (it names database columns)")
     if kind == "string_pattern_mismatch":
         return f"{error['input']!r} does not match the pattern {ctx.get('pattern')}"
     message: str = error["msg"]
@@ -173,15 +186,24 @@ def _load_file(directory: Path, name: str, errors: list[str]) -> _Loaded:
 
 
 def _duplicate_ids(name: str, key: str, raw: list[Any]) -> Iterable[str]:
-    first: dict[Any, int] = {}
+    """Ids used twice; for datasets and purposes also ids that differ only by '-' and '_', since both
+    spell the same database names (``vault_<id>``, ``consent__<id>__state``)."""
+    same_sql = key in ("datasets", "purposes")
+    first: dict[Any, tuple[int, str]] = {}
     for index, item in enumerate(raw):
         ident = item.get("id") if isinstance(item, dict) else None
         if not isinstance(ident, str):
             continue
-        if ident in first:
-            yield f"{name}: {key}[{index}].id: duplicate id {ident!r}, already used by {key}[{first[ident]}]"
+        seen = ident.replace("-", "_") if same_sql else ident
+        if seen not in first:
+            first[seen] = (index, ident)
+            continue
+        at, other = first[seen]
+        if other == ident:
+            yield f"{name}: {key}[{index}].id: duplicate id {ident!r}, already used by {key}[{at}]"
         else:
-            first.setdefault(ident, index)
+            yield (f"{name}: {key}[{index}].id: id {ident!r} differs from {key}[{at}] ({other!r}) only by "
+                   "'-' and '_', which name the same database tables")
 
 
 def _check_purposes(purposes: _Loaded, datasets: _Loaded) -> Iterable[str]:

@@ -16,7 +16,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PField
 
-Identifier = Annotated[str, PField(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_-]{1,62}$"
+FIELD_NAME_PATTERN = r"^[a-z][a-z0-9_]{1,47}$"
+Identifier = Annotated[str, PField(pattern=IDENTIFIER_PATTERN)]
+#: A field is a column of its vault table and names the summary's (``latest__<name>``, ``sum__<name>``):
+#: no '-', which SQL would read as a minus, and short enough for PostgreSQL's 63-character names.
+FieldName = Annotated[str, PField(pattern=FIELD_NAME_PATTERN)]
 
 # GDPR legal bases, as eu-gdpr codes in the DPV legal-basis vocabulary.
 LEGAL_BASES = {
@@ -229,7 +234,7 @@ class Field(Strict):
     sensitivity of a sum is an integer.
     """
 
-    name: Identifier
+    name: FieldName
     type: FieldType
     description: Text
     unit: str | None = None
@@ -316,9 +321,9 @@ class Dataset(Strict):
     title: Text
     description: Text
     provider: Identifier = PField(description="The service id of the data provider that ingests it.")
-    time_field: Identifier
+    time_field: FieldName
     fields: list[Field] = PField(min_length=1)
-    group_by: list[Identifier] = PField(default_factory=list, description="Public group-by keys.")
+    group_by: list[FieldName] = PField(default_factory=list, description="Public group-by keys.")
     retention_months: int = PField(ge=1, le=240)
 
     @model_validator(mode="after")

@@ -31,7 +31,6 @@ from :func:`summarise` over the records of the window instead, so both paths sha
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy import column as sql_column
 
 from broker.consent.models import CurrentConsent, NewestRecord
+from broker.db import MAX_NAME, sql_name
 from broker.identity.models import Citizen
 from broker.policy.schema import Dataset, FieldType, Policy
 
@@ -66,7 +66,7 @@ SUMMARY_PREFIX = "summary_"
 
 
 def summary_name(dataset_id: str) -> str:
-    return SUMMARY_PREFIX + dataset_id.replace("-", "_")
+    return sql_name(SUMMARY_PREFIX, dataset_id)
 
 
 def category_fields(dataset: Dataset) -> list[str]:
@@ -92,7 +92,6 @@ def sum_column(name: str) -> str:
 #: consent_current's columns copied into a summary, by the suffix of their copy.
 MIRRORED = {"state": "state", "version": "purpose_version", "until": "valid_until",
             "guardian": "guardian_pseudonym", "type": "consent_type"}
-_MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,9 @@ class ConsentColumns:
 
     @classmethod
     def of(cls, purpose_id: str) -> ConsentColumns:
-        prefix = "consent__" + purpose_id.replace("-", "_")
-        if len(prefix) + len("__guardian") > _MAX_IDENTIFIER:
-            prefix = "consent__" + hashlib.sha256(purpose_id.encode()).hexdigest()[:16]
-        return cls(purpose_id, prefix)
+        # Short enough for the longest suffix, so that the columns of one purpose share one prefix.
+        longest = max(len(f"__{suffix}") for suffix in MIRRORED)
+        return cls(purpose_id, sql_name("consent__", purpose_id, limit=MAX_NAME - longest))
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}__{suffix}"
@@ -292,14 +290,18 @@ class SummaryDDL:
                 f"INSERT INTO {self.name} ({self._columns()}) {self._rows_from(self.records, where)}"]
 
     # -- triggers -------------------------------------------------------------------------------------------
+    def trigger(self, event: str) -> str:
+        """The name of the trigger (and, on PostgreSQL, of its function) that follows ``event``."""
+        return sql_name(self.name, "_", event)
+
     def _trigger_names(self) -> dict[str, str]:
         """Trigger name → the table it is on."""
-        names = {f"{self.name}_{event}": self.records.name for event in ("added", "removed", "changed")}
+        names = {self.trigger(event): self.records.name for event in ("added", "removed", "changed")}
         if self.purposes:
-            names[f"{self.name}_consent"] = CurrentConsent.__tablename__
+            names[self.trigger("consent")] = CurrentConsent.__tablename__
             if self.dialect == "sqlite":
-                names[f"{self.name}_consent_changed"] = CurrentConsent.__tablename__
-                names[f"{self.name}_filled"] = self.name
+                names[self.trigger("consent_changed")] = CurrentConsent.__tablename__
+                names[self.trigger("filled")] = self.name
         return names
 
     def drop_triggers(self) -> list[str]:
@@ -333,7 +335,7 @@ class SummaryDDL:
         values += [f"NEW.{c}" for c in category_fields(dataset)]
         for name in numeric_fields(dataset):
             values += [f"(NEW.{name} IS NOT NULL)", f"COALESCE(NEW.{name}, 0)"]
-        added = (f"CREATE TRIGGER {self.name}_added AFTER INSERT ON {records} BEGIN "
+        added = (f"CREATE TRIGGER {self.trigger('added')} AFTER INSERT ON {records} BEGIN "
                  f"INSERT INTO {self.name} ({self._columns(record_columns(self.summary))}) "
                  f"VALUES ({', '.join(values)}) {self._upsert_tail()}; END")
 
@@ -342,8 +344,9 @@ class SummaryDDL:
 
         out = [
             added,
-            f"CREATE TRIGGER {self.name}_removed AFTER DELETE ON {records} BEGIN {recompute('OLD.pseudonym')} END",
-            f"CREATE TRIGGER {self.name}_changed AFTER UPDATE ON {records} BEGIN "
+            f"CREATE TRIGGER {self.trigger('removed')} AFTER DELETE ON {records} "
+            f"BEGIN {recompute('OLD.pseudonym')} END",
+            f"CREATE TRIGGER {self.trigger('changed')} AFTER UPDATE ON {records} BEGIN "
             f"{recompute('OLD.pseudonym')} {recompute('NEW.pseudonym')} END",
         ]
         if not self.purposes:
@@ -355,11 +358,12 @@ class SummaryDDL:
         when = f"WHEN NEW.purpose_id IN ({self._purpose_list()})"
         return [
             *out,
-            f"CREATE TRIGGER {self.name}_filled AFTER INSERT ON {self.name} BEGIN UPDATE {self.name} SET "
+            f"CREATE TRIGGER {self.trigger('filled')} AFTER INSERT ON {self.name} BEGIN UPDATE {self.name} SET "
             f"{', '.join(copies)}, birth_date = (SELECT birth_date FROM citizen WHERE pseudonym = NEW.pseudonym) "
             f"WHERE pseudonym = NEW.pseudonym; END",
-            f"CREATE TRIGGER {self.name}_consent AFTER INSERT ON consent_current {when} BEGIN {updates} END",
-            f"CREATE TRIGGER {self.name}_consent_changed AFTER UPDATE ON consent_current {when} BEGIN {updates} END",
+            f"CREATE TRIGGER {self.trigger('consent')} AFTER INSERT ON consent_current {when} BEGIN {updates} END",
+            f"CREATE TRIGGER {self.trigger('consent_changed')} AFTER UPDATE ON consent_current {when} "
+            f"BEGIN {updates} END",
         ]
 
     def _postgres_triggers(self) -> list[str]:
@@ -376,29 +380,29 @@ class SummaryDDL:
             return "; ".join(self.rebuild(scope))
 
         out = [
-            f"CREATE FUNCTION {self.name}_added() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"CREATE FUNCTION {self.trigger('added')}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {merge}; RETURN NULL; END $$",
-            f"CREATE TRIGGER {self.name}_added AFTER INSERT ON {records} REFERENCING NEW TABLE AS added "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.name}_added()",
-            f"CREATE FUNCTION {self.name}_removed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"CREATE TRIGGER {self.trigger('added')} AFTER INSERT ON {records} REFERENCING NEW TABLE AS added "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.trigger('added')}()",
+            f"CREATE FUNCTION {self.trigger('removed')}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {recompute('SELECT pseudonym FROM gone')}; RETURN NULL; END $$",
-            f"CREATE TRIGGER {self.name}_removed AFTER DELETE ON {records} REFERENCING OLD TABLE AS gone "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.name}_removed()",
-            f"CREATE FUNCTION {self.name}_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"CREATE TRIGGER {self.trigger('removed')} AFTER DELETE ON {records} REFERENCING OLD TABLE AS gone "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.trigger('removed')}()",
+            f"CREATE FUNCTION {self.trigger('changed')}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {recompute('SELECT pseudonym FROM gone UNION SELECT pseudonym FROM came')}; RETURN NULL; END $$",
-            f"CREATE TRIGGER {self.name}_changed AFTER UPDATE ON {records} "
+            f"CREATE TRIGGER {self.trigger('changed')} AFTER UPDATE ON {records} "
             f"REFERENCING OLD TABLE AS gone NEW TABLE AS came "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.name}_changed()",
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.trigger('changed')}()",
         ]
         if not self.purposes:
             return out
         updates = " ".join(f"{u};" for u in self._consent_updates())
         return [
             *out,
-            f"CREATE FUNCTION {self.name}_consent() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"CREATE FUNCTION {self.trigger('consent')}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {updates} RETURN NULL; END $$",
-            f"CREATE TRIGGER {self.name}_consent AFTER INSERT OR UPDATE ON consent_current FOR EACH ROW "
-            f"WHEN (NEW.purpose_id IN ({self._purpose_list()})) EXECUTE FUNCTION {self.name}_consent()",
+            f"CREATE TRIGGER {self.trigger('consent')} AFTER INSERT OR UPDATE ON consent_current FOR EACH ROW "
+            f"WHEN (NEW.purpose_id IN ({self._purpose_list()})) EXECUTE FUNCTION {self.trigger('consent')}()",
         ]
 
 

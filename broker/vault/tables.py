@@ -23,6 +23,7 @@ from sqlalchemy import (
     inspect,
 )
 
+from broker.db import sql_name
 from broker.policy.schema import Dataset, FieldType, Policy
 from broker.vault.summaries import SummaryDDL, build_summary, consent_purposes, install
 
@@ -34,7 +35,7 @@ class VaultSchemaMismatch(RuntimeError):
 
 
 def table_name(dataset_id: str) -> str:
-    return VAULT_PREFIX + dataset_id.replace("-", "_")
+    return sql_name(VAULT_PREFIX, dataset_id)
 
 
 def build_table(dataset: Dataset, metadata: MetaData) -> Table:
@@ -58,8 +59,8 @@ def build_table(dataset: Dataset, metadata: MetaData) -> Table:
         *columns,
         # Every field after the pseudonym: a query reads its cohort's rows from this index alone, each citizen's
         # rows side by side, instead of one random table read per row (broker.privacy.aggregates).
-        Index(f"ix_{name}_citizen_rows", "pseudonym", *(f.name for f in dataset.fields)),
-        Index(f"ix_{name}_time", dataset.time_field),
+        Index(sql_name("ix_", name, "_citizen_rows"), "pseudonym", *(f.name for f in dataset.fields)),
+        Index(sql_name("ix_", name, "_time"), dataset.time_field),
     )
 
 

@@ -151,6 +151,16 @@ def duplicate(key: str, ident: str) -> Callable[[Document], str]:
     return change
 
 
+def ids_alike_in_sql(doc: Document) -> str:
+    entries = doc["purposes"]
+    first = at(entries, "energy-renovation")
+    twin = copy.deepcopy(entries[first])
+    twin["id"] = "energy_renovation"
+    entries.append(twin)
+    return (f"purposes.yaml: purposes[{len(entries) - 1}].id: id 'energy_renovation' differs from purposes[{first}] "
+            "('energy-renovation') only by '-' and '_', which name the same database tables")
+
+
 CROSS_REFERENCES: dict[str, Mistake] = {
     "unknown dataset": ("purposes.yaml", unknown_dataset),
     "unknown field": ("purposes.yaml", unknown_field),
@@ -167,6 +177,7 @@ CROSS_REFERENCES: dict[str, Mistake] = {
     "duplicate purpose id": ("purposes.yaml", duplicate("purposes", "energy-renovation")),
     "duplicate dataset id": ("datasets.yaml", duplicate("datasets", "trips")),
     "duplicate service id": ("services.yaml", duplicate("services", "mobility")),
+    "purpose ids alike in SQL": ("purposes.yaml", ids_alike_in_sql),
 }
 
 
@@ -267,6 +278,14 @@ def bad_domain_name(doc: Document) -> str:
             "digits, '-' or '_', starting with a letter, 2 to 63 characters")
 
 
+def field_name_with_a_minus(doc: Document) -> str:
+    i = at(doc["datasets"], "trips")
+    k = next(k for k, f in enumerate(doc["datasets"][i]["fields"]) if f["name"] == "distance_km")
+    doc["datasets"][i]["fields"][k]["name"] = "distance-km"
+    return (f"datasets.yaml: datasets[{i}].fields[{k}].name: 'distance-km' is not a field name: lowercase letters, "
+            "digits or '_', starting with a letter, 2 to 48 characters (it names database columns)")
+
+
 def provider_with_purposes(doc: Document) -> str:
     i = at(doc["services"], "metering-platform")
     doc["services"][i]["purposes"] = ["traffic-planning"]
@@ -305,6 +324,7 @@ SCHEMA_ERRORS: dict[str, Mistake] = {
     "misspelt special_category": ("purposes.yaml", misspelt_special_category),
     "controller unknown key": ("broker.yaml", controller_unknown_key),
     "domain name not an identifier": ("broker.yaml", bad_domain_name),
+    "field name with a minus": ("datasets.yaml", field_name_with_a_minus),
     "provider with purposes": ("services.yaml", provider_with_purposes),
     "extra top-level key": ("services.yaml", extra_top_level_key),
     "entry not a mapping": ("purposes.yaml", entry_not_a_mapping),

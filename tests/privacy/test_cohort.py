@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from broker.consent.models import ConsentRecord
 from broker.consent.notices import ensure_notice
 from broker.db import session_scope
 from broker.identity.models import Citizen
-from broker.policy import Policy
+from broker.keys import Secrets
+from broker.policy import Policy, load_policy
 from broker.policy.decide import QuerySpec, TimeWindow
+from broker.policy.loader import FILES
 from broker.policy.schema import Statistic
 from broker.timeutil import FixedClock
+from broker.vault.summaries import ConsentColumns
+from broker.vault.tables import summary_ddl, sync_tables
 from tests.consent.conftest import born_years_ago, bumped, link
+from tests.policy.policy_files import copy_policies
 from tests.privacy.city import AIR, AIR_DATA, City, spec
 
 TYPICAL, EXTREME = 20.0, 150.0
@@ -144,3 +150,32 @@ def test_records_outside_the_window_are_ignored_and_an_undeclared_latest_distric
     window = TimeWindow(now - timedelta(days=30), now)
     totals = city.totals(spec(Statistic.mean, group_by=("district",), window=window))
     assert sum(totals.counts) == 1 and sum(totals.sums) == 1000
+
+
+def test_ids_of_the_longest_length_name_distinct_tables_and_columns_that_work(
+        engine: Engine, secrets: Secrets, clock: FixedClock, tmp_path: Path) -> None:
+    """Ids of 63 characters (the policy's limit) give names PostgreSQL would cut: the summary, its triggers and
+    its consent columns must still be found under the names the code computes, and the cohort still count."""
+    long_purpose, long_data = "a" + "-q" * 31, "b" + "_x" * 31
+    directory = copy_policies(tmp_path)
+    for name in FILES:
+        path = directory / name
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace(AIR_DATA, long_data).replace(AIR, long_purpose), encoding="utf-8")
+    policy = load_policy(directory)
+    sync_tables(engine, policy)
+    [ddl] = [d for d in summary_ddl(policy, engine.dialect.name) if d.dataset.id == long_data]
+    names = [ddl.name, *ConsentColumns.of(long_purpose).columns(), *(ddl.trigger(e) for e in ("added", "consent"))]
+    assert all(len(getattr(n, "name", n)) <= 63 for n in names)
+    inspector = inspect(engine)
+    assert {c["name"] for c in inspector.get_columns(ddl.name)} >= {c.name for c in ddl.summary.columns}
+
+    city = City(engine, policy, secrets, clock)
+    for person in city.consenting(3, purpose=long_purpose):
+        city.records(person, long_data, city.reading(TYPICAL))
+    city.records(city.citizen(), long_data, city.reading(EXTREME))  # no consent: never counts
+    now = clock.now()
+    for window in (TimeWindow(None, None), TimeWindow(now - timedelta(days=3650), now + timedelta(days=1))):
+        totals = city.totals(spec(Statistic.mean, purpose=long_purpose, dataset=long_data, group_by=(),
+                                  window=window))
+        assert (totals.counts, totals.sums) == ([3], [3 * round(TYPICAL * 100)])
