@@ -24,6 +24,10 @@ Measured on the same database in the same run, interleaved one by one so that ba
   run by ``smartnoise-sql`` in its own virtualenv (it pins an older OpenDP; never a broker dependency),
   created with ``python3 -m venv <dir> && <dir>/bin/pip install smartnoise-sql psycopg2-binary`` if missing.
 
+With ``--window-days N`` both the POST and the raw SQL take only the records of the last N days of the data
+(``where: {from, to}``; raw SQL ``WHERE day >= from AND day < to``): the broker then summarises the window's
+records per citizen instead of reading the summaries the database keeps (:mod:`broker.vault.summaries`).
+
 Targets: POST / raw SQL <= 1.2; SmartNoise / POST >= 2.
 """
 
@@ -42,13 +46,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +63,11 @@ from broker.commands.db import upgrade_runtime  # noqa: E402
 from broker.db import make_engine, session_scope  # noqa: E402
 from broker.demo import seed_demo  # noqa: E402
 from broker.demo.credentials import CREDENTIALS_FILE, DemoCredentials  # noqa: E402
+from broker.policy import load_policy  # noqa: E402
 from broker.privacy.cohort import Cohorts  # noqa: E402
 from broker.runtime import Runtime  # noqa: E402
 from broker.settings import Settings  # noqa: E402
+from broker.vault.tables import vault_metadata  # noqa: E402
 from tests.support.pgcluster import find_pg_bin  # noqa: E402
 
 PURPOSE, DATASET, SERVICE = "air-quality-study", "air-exposure", "environment-health"
@@ -208,9 +215,39 @@ def service_token(client: httpx.Client, base: str, credentials: DemoCredentials)
     return response.json()["access_token"]
 
 
-def post_query(client: httpx.Client, base: str, token: str, i: int) -> Callable[[], None]:
-    body = {"purpose": PURPOSE, "dataset": DATASET, "statistic": "mean", "measure": "pm25",
-            "group_by": ["district"], "epsilon": round(EPSILON + i * 1e-6, 6)}
+Window = tuple[datetime, datetime] | None
+
+
+def last_days(engine: Engine, days: int | None) -> Window:
+    """The last ``days`` days of the dataset's records, up to just after the latest one."""
+    if days is None:
+        return None
+    table = air_table()
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(table.c.day))).scalar_one()
+    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+    return latest - timedelta(days=days), latest + timedelta(seconds=1)
+
+
+def air_table() -> Any:
+    policy = load_policy(ROOT / "policies")
+    return vault_metadata(policy)[1][DATASET]
+
+
+def raw_statement(window: Window) -> Any:
+    """The baseline: the plain average over every record (of the window), no consent, no privacy."""
+    if window is None:
+        return text(RAW_SQL)
+    table = air_table()
+    return (select(table.c.district, func.avg(table.c.pm25))
+            .where(table.c.day >= window[0], table.c.day < window[1]).group_by(table.c.district))
+
+
+def post_query(client: httpx.Client, base: str, token: str, i: int, window: Window = None) -> Callable[[], None]:
+    body: dict[str, Any] = {"purpose": PURPOSE, "dataset": DATASET, "statistic": "mean", "measure": "pm25",
+                            "group_by": ["district"], "epsilon": round(EPSILON + i * 1e-6, 6)}
+    if window is not None:
+        body["where"] = {"from": window[0].isoformat(), "to": window[1].isoformat()}
 
     def run() -> None:
         response = client.post(base + "/v1/queries", json=body, headers={"Authorization": f"Bearer {token}"})
@@ -292,11 +329,15 @@ def smartnoise_times(python: Path, settings: Settings, runs: int) -> list[float]
 
 
 # -- one engine ---------------------------------------------------------------------------------------------
-def bench_engine(engine_name: str, settings: Settings, runs: int, smartnoise: Path | None) -> dict[str, Any]:
+def bench_engine(engine_name: str, settings: Settings, runs: int, smartnoise: Path | None,
+                 window_days: int | None = None) -> dict[str, Any]:
     engine = make_engine(settings.resolved_database_url())
     reset_privacy_state(engine)
     citizens, records, air = counts(engine)
-    log(f"{engine_name}: {citizens:,} citizens, {records:,} vault records ({air:,} in {DATASET})")
+    window = last_days(engine, window_days)
+    statement = raw_statement(window)
+    log(f"{engine_name}: {citizens:,} citizens, {records:,} vault records ({air:,} in {DATASET})"
+        + (f", window {window[0]:%Y-%m-%d %H:%M} to {window[1]:%Y-%m-%d %H:%M}" if window else ""))
     port = int(make_url(settings.issuer).port or 0)
     credentials = DemoCredentials.read(settings.data_dir / CREDENTIALS_FILE)
     posts, raws = [], []
@@ -306,19 +347,19 @@ def bench_engine(engine_name: str, settings: Settings, runs: int, smartnoise: Pa
             # A connection of its own each time, released at once: on SQLite every transaction of the broker's
             # engine takes the write lock, which the server's next request needs.
             with engine.connect() as conn:
-                conn.execute(text(RAW_SQL)).all()
+                conn.execute(statement).all()
 
         for i in range(2):  # warm up both (caches, plans, the worker's imports)
-            post_query(client, base, token, 1000 + i)()
+            post_query(client, base, token, 1000 + i, window)()
             raw()
         for i in range(runs):
-            posts.append(timed(post_query(client, base, token, i)))
+            posts.append(timed(post_query(client, base, token, i, window)))
             raws.append(timed(raw))
             log(f"  run {i + 1}/{runs}: POST {posts[-1] * 1000:7.0f} ms   raw SQL {raws[-1] * 1000:7.0f} ms")
     engine.dispose()
     result: dict[str, Any] = {"engine": engine_name, "citizens": citizens, "records": records, "air": air,
-                              "post": statistics.median(posts), "raw": statistics.median(raws)}
-    if smartnoise is not None:
+                              "post": statistics.median(posts), "raw": statistics.median(raws), "window": window}
+    if smartnoise is not None and window is None:
         create_consenting_view(settings)
         times = smartnoise_times(smartnoise, settings, runs)
         log("  SmartNoise SQL: " + ", ".join(f"{t * 1000:.0f}" for t in times) + " ms")
@@ -333,6 +374,9 @@ def report(results: list[dict[str, Any]], runs: int, load: tuple[float, float]) 
         ratio = r["post"] / r["raw"]
         print(f"\n{r['engine']}: {r['citizens']:,} citizens, {r['records']:,} vault records "
               f"({r['air']:,} in {DATASET})")
+        if r["window"]:
+            start, end = r["window"]
+            print(f"  window: records from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
         print(f"  POST /v1/queries (HTTP, uvicorn)  {r['post'] * 1000:9.0f} ms")
         print(f"  raw SQL avg() GROUP BY district   {r['raw'] * 1000:9.0f} ms")
         print(f"  POST / raw SQL                    {ratio:9.2f}   target <= {RATIO_TARGET}: "
@@ -353,6 +397,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--smartnoise-venv", type=Path, default=Path(tempfile.gettempdir()) / "snsql-venv")
     parser.add_argument("--no-smartnoise", action="store_true")
+    parser.add_argument("--window-days", type=int, default=None,
+                        help="query only the last N days of records (SmartNoise is then skipped)")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -363,7 +409,7 @@ def main() -> None:
         if name == "sqlite":
             settings = settings_for(data_dir, None, issuer)
             ensure_city(settings, args.citizens)
-            results.append(bench_engine(name, settings, args.runs, None))
+            results.append(bench_engine(name, settings, args.runs, None, args.window_days))
             continue
         server = PgServer(data_dir / "pg")
         server.start()
@@ -372,7 +418,7 @@ def main() -> None:
             settings = settings_for(data_dir, server.url("broker"), issuer)
             ensure_city(settings, args.citizens)
             snsql = None if args.no_smartnoise else smartnoise_python(args.smartnoise_venv)
-            results.append(bench_engine(name, settings, args.runs, snsql))
+            results.append(bench_engine(name, settings, args.runs, snsql, args.window_days))
         finally:
             server.stop()
     report(results, args.runs, (load_before, os.getloadavg()[0]))
