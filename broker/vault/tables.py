@@ -86,6 +86,11 @@ def sync_tables(engine: Engine, policy: Policy) -> None:
     inspector = inspect(engine)
     existing = set(inspector.get_table_names())
     problems = []
+    for dataset_id, table in tables.items():
+        # Before names were kept to 63 characters, SQLite stored a long id's records under its whole name.
+        whole = VAULT_PREFIX + dataset_id.replace("-", "_")
+        if whole != table.name and whole in existing:
+            problems.append(f"{whole} holds the records of {dataset_id!r}, now kept in {table.name}: rename it")
     for table in tables.values():
         if table.name not in existing:
             continue

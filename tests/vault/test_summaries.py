@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, delete, insert, inspect, select, text, update
 
-from broker.db import is_sqlite, session_scope
+from broker.db import is_sqlite, make_engine, session_scope
 from broker.demo.loader import BulkWriter, StorageFormat
 from broker.demo.timestamps import to_us
 from broker.identity.citizens import CitizenService
 from broker.keys import Secrets
-from broker.policy import Policy
+from broker.policy import Policy, load_policy
+from broker.policy.loader import FILES
 from broker.policy.schema import Dataset, FieldType
 from broker.rights import erase_citizen
 from broker.timeutil import FixedClock, as_utc
 from broker.vault.summaries import install, record_columns, summary_name
-from broker.vault.tables import summary_ddl, summary_tables, sync_tables, table_name, vault_metadata
+from broker.vault.tables import (
+    VaultSchemaMismatch,
+    summary_ddl,
+    summary_tables,
+    sync_tables,
+    table_name,
+    vault_metadata,
+)
+from tests.policy.policy_files import copy_policies
 
 AIR = "air-exposure"  # categories: district, respiratory_symptoms; numbers: pm25, no2, outdoor_minutes
 START = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
@@ -426,3 +436,21 @@ def test_a_failed_bulk_load_leaves_the_summary_whole(engine: Engine, policy: Pol
     assert len(vault_rows(engine, policy)) == 1 + len(first)
     assert_summary_holds(engine, policy)
     assert triggers_on(engine, table_name(AIR)) == TRIGGERS
+
+
+def test_records_under_a_long_id_s_old_whole_name_are_not_left_behind(tmp_path: Path) -> None:
+    """SQLite took names of any length: a table kept under a long id's whole name must be renamed by a person,
+    not silently replaced by an empty one under the shortened name."""
+    long_data = "b" + "_x" * 31
+    directory = copy_policies(tmp_path)
+    for name in FILES:
+        path = directory / name
+        path.write_text(path.read_text(encoding="utf-8").replace(AIR, long_data), encoding="utf-8")
+    policy = load_policy(directory)
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE vault_{long_data} (id INTEGER PRIMARY KEY)")
+    with pytest.raises(VaultSchemaMismatch, match=f"vault_{long_data} holds the records of '{long_data}'"):
+        sync_tables(engine, policy)
+    assert table_name(long_data) not in inspect(engine).get_table_names()
+    engine.dispose()
