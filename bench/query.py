@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,7 @@ def last_days(engine: Engine, days: int | None) -> Window:
     return latest - timedelta(days=days), latest + timedelta(seconds=1)
 
 
+@cache
 def air_table() -> Any:
     policy = load_policy(ROOT / "policies")
     return vault_metadata(policy)[1][DATASET]

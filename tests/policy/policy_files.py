@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from broker.policy import PolicyError, load_policy
+from broker.policy import Policy, PolicyError, load_policy
 from broker.policy.loader import FILES
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -28,6 +28,18 @@ def copy_policies(target: Path) -> Path:
     for name in FILES:
         shutil.copy(POLICIES / name, target / name)
     return target
+
+
+def with_ids_renamed(target: Path, renames: dict[str, str]) -> Policy:
+    """The shipped policies copied into ``target`` with ids renamed (old → new, in every file), loaded."""
+    copy_policies(target)
+    for name in FILES:
+        path = target / name
+        text = path.read_text(encoding="utf-8")
+        for old, new in renames.items():
+            text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
+    return load_policy(target)
 
 
 def edit(directory: Path, name: str, change: Callable[[Document], Any]) -> Any:

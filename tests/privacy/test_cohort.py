@@ -14,15 +14,14 @@ from broker.consent.notices import ensure_notice
 from broker.db import session_scope
 from broker.identity.models import Citizen
 from broker.keys import Secrets
-from broker.policy import Policy, load_policy
+from broker.policy import Policy
 from broker.policy.decide import QuerySpec, TimeWindow
-from broker.policy.loader import FILES
 from broker.policy.schema import Statistic
 from broker.timeutil import FixedClock
 from broker.vault.summaries import ConsentColumns
 from broker.vault.tables import summary_ddl, sync_tables
 from tests.consent.conftest import born_years_ago, bumped, link
-from tests.policy.policy_files import copy_policies
+from tests.policy.policy_files import with_ids_renamed
 from tests.privacy.city import AIR, AIR_DATA, City, spec
 
 TYPICAL, EXTREME = 20.0, 150.0
@@ -157,12 +156,7 @@ def test_ids_of_the_longest_length_name_distinct_tables_and_columns_that_work(
     """Ids of 63 characters (the policy's limit) give names PostgreSQL would cut: the summary, its triggers and
     its consent columns must still be found under the names the code computes, and the cohort still count."""
     long_purpose, long_data = "a" + "-q" * 31, "b" + "_x" * 31
-    directory = copy_policies(tmp_path)
-    for name in FILES:
-        path = directory / name
-        text = path.read_text(encoding="utf-8")
-        path.write_text(text.replace(AIR_DATA, long_data).replace(AIR, long_purpose), encoding="utf-8")
-    policy = load_policy(directory)
+    policy = with_ids_renamed(tmp_path, {AIR_DATA: long_data, AIR: long_purpose})
     sync_tables(engine, policy)
     [ddl] = [d for d in summary_ddl(policy, engine.dialect.name) if d.dataset.id == long_data]
     names = [ddl.name, *ConsentColumns.of(long_purpose).columns(), *(ddl.trigger(e) for e in ("added", "consent"))]

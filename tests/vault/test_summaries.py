@@ -29,8 +29,7 @@ from broker.demo.loader import BulkWriter, StorageFormat
 from broker.demo.timestamps import to_us
 from broker.identity.citizens import CitizenService
 from broker.keys import Secrets
-from broker.policy import Policy, load_policy
-from broker.policy.loader import FILES
+from broker.policy import Policy
 from broker.policy.schema import Dataset, FieldType
 from broker.rights import erase_citizen
 from broker.timeutil import FixedClock, as_utc
@@ -43,7 +42,7 @@ from broker.vault.tables import (
     table_name,
     vault_metadata,
 )
-from tests.policy.policy_files import copy_policies
+from tests.policy.policy_files import with_ids_renamed
 
 AIR = "air-exposure"  # categories: district, respiratory_symptoms; numbers: pm25, no2, outdoor_minutes
 START = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
@@ -442,11 +441,7 @@ def test_records_under_a_long_id_s_old_whole_name_are_not_left_behind(tmp_path: 
     """SQLite took names of any length: a table kept under a long id's whole name must be renamed by a person,
     not silently replaced by an empty one under the shortened name."""
     long_data = "b" + "_x" * 31
-    directory = copy_policies(tmp_path)
-    for name in FILES:
-        path = directory / name
-        path.write_text(path.read_text(encoding="utf-8").replace(AIR, long_data), encoding="utf-8")
-    policy = load_policy(directory)
+    policy = with_ids_renamed(tmp_path, {AIR: long_data})
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE TABLE vault_{long_data} (id INTEGER PRIMARY KEY)")
